@@ -1,0 +1,213 @@
+"""``scene-agent replay``: the live agent's detector and episode logic over a recorded source.
+
+Frames are scored as fast as they decode; time is video time (frame index / fps), so
+``event_gap_s`` means the same as live.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from scene_agent.camera import FrameReader, Source, open_source
+from scene_agent.config import DetectorSettings
+from scene_agent.detector import Detection, Detector, Image, median_frame
+from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
+from scene_agent.errors import SourceError
+from scene_agent.labels import encode_jpeg, label_frame
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 25.0
+
+
+@dataclass
+class ReplayResult:
+    frames: int
+    fps: float
+    threshold: float
+    events: list[dict[str, Any]]
+    scores: list[float] = field(default_factory=list)
+    differs: list[bool] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_json(self, with_scores: bool) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "frames": self.frames,
+            "fps": self.fps,
+            "threshold": self.threshold,
+            "events": self.events,
+        }
+        if with_scores:
+            data["scores"] = [round(s, 3) for s in self.scores]
+            data["differs"] = self.differs
+        return data
+
+    def summary(self) -> str:
+        rate = self.frames / self.seconds if self.seconds > 0 else 0.0
+        still_open = sum(1 for e in self.events if e["end_frame"] is None)
+        open_note = f" ({still_open} still open at the end)" if still_open else ""
+        return (
+            f"{self.frames} frames in {self.seconds:.1f} s ({rate:.0f} frames/s): "
+            f"{len(self.events)} episode(s){open_note} at threshold {self.threshold:g}"
+        )
+
+
+def take_baseline(
+    source: Source, start: int, count: int, opener: Callable[[Source], FrameReader] = open_source
+) -> Image:
+    """The median of ``count`` frames from frame ``start`` of the source."""
+    reader = opener(source)
+    try:
+        frames: list[Image] = []
+        index = 0
+        while len(frames) < count:
+            image = reader.read()
+            if image is None:
+                break
+            if index >= start:
+                frames.append(image)
+            index += 1
+    finally:
+        reader.close()
+    if not frames:
+        raise SourceError(f"baseline frame {start} is past the end of {source.describe()}")
+    if len(frames) < count:
+        log.warning("only %d of %d baseline frames were available", len(frames), count)
+    return median_frame(frames)
+
+
+def _mark_json(mark: Mark[Any]) -> dict[str, Any]:
+    return {
+        "frame": mark.index,
+        "time_s": round(mark.time, 3),
+        "score": round(mark.detection.score, 3),
+        "changed_fraction": round(mark.detection.changed_fraction, 5),
+        "boxes": [list(b) for b in mark.detection.boxes],
+    }
+
+
+class _EpisodeLog:
+    """Turns tracker output into replay events, and optionally writes labelled frames."""
+
+    def __init__(self, threshold: float, out_dir: Path | None, jpeg_quality: int) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._threshold = threshold
+        self._out_dir = out_dir
+        self._quality = jpeg_quality
+        self._epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def started(self, started: EpisodeStarted[Image | None]) -> None:
+        first = started.first
+        self.events.append(
+            {
+                "start_frame": first.index,
+                "end_frame": None,
+                "peak_frame": first.index,
+                "peak_score": round(first.detection.score, 3),
+                "start_time_s": round(first.time, 3),
+                "end_time_s": None,
+                "duration_s": None,
+                "first": _mark_json(first),
+            }
+        )
+        self.write(first, "start")
+
+    def peak_so_far(self, peak: Mark[Image | None] | None) -> None:
+        if peak is not None and self.events:
+            self.events[-1]["peak_frame"] = peak.index
+            self.events[-1]["peak_score"] = round(peak.detection.score, 3)
+
+    def ended(self, ended: EpisodeEnded[Image | None]) -> None:
+        event = self.events[-1]
+        event.update(
+            {
+                "end_frame": ended.last.index,
+                "end_time_s": round(ended.last.time, 3),
+                "duration_s": round(ended.last.time - ended.first.time, 3),
+            }
+        )
+        self.peak_so_far(ended.peak)
+        self.write(ended.peak, "peak")
+
+    def write(self, mark: Mark[Image | None], kind: str) -> None:
+        if self._out_dir is None or mark.payload is None:
+            return
+        when = self._epoch + timedelta(seconds=mark.time)
+        labelled = label_frame(mark.payload, mark.detection, when, self._threshold)
+        path = self._out_dir / f"frame{mark.index:06d}-{kind}.jpg"
+        path.write_bytes(encode_jpeg(labelled, self._quality))
+
+
+def replay(
+    source: Source,
+    settings: DetectorSettings,
+    *,
+    baseline: int | Image = 0,
+    baseline_frames: int = 1,
+    fps: float | None = None,
+    mask: Image | None = None,
+    out_dir: Path | None = None,
+    jpeg_quality: int = 85,
+    keep_scores: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+    opener: Callable[[Source], FrameReader] = open_source,
+) -> ReplayResult:
+    """Run the detector and episode logic over every frame of ``source``."""
+    if isinstance(baseline, int):
+        reference = take_baseline(source, baseline, baseline_frames, opener)
+    else:
+        reference = baseline
+    detector = Detector(settings, mask)
+    detector.set_baseline(reference)
+    tracker: EpisodeTracker[Image | None] = EpisodeTracker(
+        settings.min_frames, settings.event_gap_s
+    )
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    episodes = _EpisodeLog(detector.threshold, out_dir, jpeg_quality)
+
+    reader = opener(source)
+    rate = fps or reader.fps or DEFAULT_FPS
+    scores: list[float] = []
+    differs: list[bool] = []
+    started_at = time.perf_counter()
+    index = 0
+    try:
+        while (frame := reader.read()) is not None:
+            detection: Detection = detector.detect(frame)
+            if keep_scores:
+                scores.append(detection.score)
+                differs.append(detection.differs)
+            change = tracker.update(
+                index, index / rate, detection, frame if out_dir is not None else None
+            )
+            if isinstance(change, EpisodeStarted):
+                episodes.started(change)
+            elif isinstance(change, EpisodeEnded):
+                episodes.ended(change)
+            index += 1
+            if progress is not None:
+                progress(index, reader.frame_count)
+    finally:
+        reader.close()
+    if index == 0:
+        raise SourceError(f"{source.describe()}: no frame could be decoded")
+    if tracker.is_open and tracker.peak is not None:
+        # Still open at the end: end_frame stays null, the peak so far is reported.
+        episodes.peak_so_far(tracker.peak)
+        episodes.write(tracker.peak, "peak")
+    return ReplayResult(
+        frames=index,
+        fps=rate,
+        threshold=detector.threshold,
+        events=episodes.events,
+        scores=scores,
+        differs=differs,
+        seconds=time.perf_counter() - started_at,
+    )

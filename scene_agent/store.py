@@ -1,0 +1,313 @@
+"""The data directory: the baseline, event images and their SQLite index (DESIGN section 5).
+
+Layout under ``storage.data_dir``::
+
+    baseline.jpg, baseline.json     the reference; survives restarts, never deleted here
+    events/YYYY-MM-DD/<id>.jpg      labelled event frames
+    events.db                       SQLite (WAL) index; also records undelivered events
+
+Every file is written atomically (temporary file + rename). Deletion only touches files
+the index knows, and only inside the data directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from scene_agent.config import StorageSettings
+from scene_agent.errors import StoreError, UnsafePathError
+
+log = logging.getLogger(__name__)
+
+EVENT_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id        TEXT NOT NULL UNIQUE,
+    ts        REAL NOT NULL,
+    image     TEXT NOT NULL,
+    bytes     INTEGER NOT NULL,
+    payload   TEXT NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE INDEX IF NOT EXISTS events_pending ON events (delivered, seq);
+"""
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp).unlink()
+        raise
+
+
+def new_event_id(when: datetime) -> str:
+    """Sortable, unique, filename-safe: ``20261126T081912345Z-a1b2c3``."""
+    when = when.astimezone(UTC)
+    return f"{when:%Y%m%dT%H%M%S}{when.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def inside(root: Path, relative: str | Path) -> Path:
+    """Resolve ``relative`` under ``root``; raise UnsafePathError if it would leave it."""
+    root = root.resolve()
+    candidate = (root / relative).resolve()
+    if not candidate.is_relative_to(root) or candidate == root:
+        raise UnsafePathError(f"path {str(relative)!r} is outside the data directory")
+    return candidate
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineInfo:
+    id: str
+    taken_at: str
+    frames: int
+    width: int
+    height: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "taken_at": self.taken_at,
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+class BaselineStore:
+    """``baseline.jpg`` and ``baseline.json`` in the data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.image_path = data_dir / "baseline.jpg"
+        self.info_path = data_dir / "baseline.json"
+
+    def save(self, jpeg: bytes, info: BaselineInfo) -> None:
+        # The image first: a crash in between leaves the old info next to a new image,
+        # which load() still accepts, rather than info pointing at a missing image.
+        atomic_write(self.image_path, jpeg)
+        atomic_write(self.info_path, json.dumps(info.as_dict(), indent=2).encode())
+
+    def load(self) -> tuple[bytes, BaselineInfo] | None:
+        """The stored baseline, or None if there is none or it is unreadable (logged)."""
+        try:
+            jpeg = self.image_path.read_bytes()
+            raw = json.loads(self.info_path.read_text(encoding="utf-8"))
+            info = BaselineInfo(
+                id=str(raw["id"]),
+                taken_at=str(raw["taken_at"]),
+                frames=int(raw["frames"]),
+                width=int(raw["width"]),
+                height=int(raw["height"]),
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("stored baseline is unreadable, ignoring it: %s", exc)
+            return None
+        return jpeg, info
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: str
+    time: datetime
+    image: str  # relative to the data directory
+    bytes: int
+    payload: dict[str, Any]
+    delivered: bool
+
+
+class EventStore:
+    """Event images plus their SQLite index. One instance per thread (SQLite connection)."""
+
+    def __init__(self, data_dir: Path, settings: StorageSettings) -> None:
+        self._root = data_dir
+        self._settings = settings
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._root / "events.db", isolation_level=None, timeout=10)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the event index in {self._root}: {exc}") from exc
+        self._db = db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> EventStore:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("event store is not open")
+        return self._db
+
+    # --- writing -----------------------------------------------------------------------
+
+    def add(self, event_id: str, when: datetime, jpeg: bytes, payload: dict[str, Any]) -> str:
+        """Store the image and index it; returns the image path relative to the data dir."""
+        if not EVENT_ID_PATTERN.match(event_id):
+            raise StoreError(f"malformed event id {event_id!r}")
+        relative = f"events/{when.astimezone(UTC):%Y-%m-%d}/{event_id}.jpg"
+        path = inside(self._root, relative)
+        atomic_write(path, jpeg)
+        try:
+            self.db.execute(
+                "INSERT INTO events (id, ts, image, bytes, payload) VALUES (?, ?, ?, ?, ?)",
+                (event_id, when.timestamp(), relative, len(jpeg), json.dumps(payload)),
+            )
+        except sqlite3.Error as exc:
+            path.unlink(missing_ok=True)
+            raise StoreError(f"cannot index event {event_id}: {exc}") from exc
+        self.apply_retention()
+        return relative
+
+    def mark_delivered(self, event_id: str) -> None:
+        self.db.execute("UPDATE events SET delivered = 1 WHERE id = ?", (event_id,))
+
+    # --- reading -----------------------------------------------------------------------
+
+    def pending(self, limit: int = 100) -> list[StoredEvent]:
+        """Events not yet acknowledged by the broker, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, ts, image, bytes, payload, delivered FROM events "
+            "WHERE delivered = 0 ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    def recent(self, limit: int = 50, offset: int = 0) -> list[StoredEvent]:
+        """Stored events, newest first."""
+        rows = self.db.execute(
+            "SELECT id, ts, image, bytes, payload, delivered FROM events "
+            "ORDER BY seq DESC LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    def get(self, event_id: str) -> StoredEvent | None:
+        row = self.db.execute(
+            "SELECT id, ts, image, bytes, payload, delivered FROM events WHERE id = ?",
+            (event_id,),
+        ).fetchone()
+        return _row(row) if row else None
+
+    def image_path(self, event: StoredEvent) -> Path:
+        return inside(self._root, event.image)
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def total_bytes(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(SUM(bytes), 0) FROM events").fetchone()[0])
+
+    # --- deleting ----------------------------------------------------------------------
+
+    def delete(self, event_id: str) -> int:
+        """Delete one event by id; 0 if the index does not know it."""
+        if not EVENT_ID_PATTERN.match(event_id):
+            raise UnsafePathError(f"not an event id: {event_id!r}")
+        return self._delete_where("id = ?", (event_id,))
+
+    def delete_before(self, when: datetime) -> int:
+        return self._delete_where("ts < ?", (when.timestamp(),))
+
+    def delete_all(self) -> int:
+        return self._delete_where("1 = 1", ())
+
+    def apply_retention(self, now: datetime | None = None) -> int:
+        """Drop the oldest events beyond the age, count and size limits; returns how many."""
+        s = self._settings
+        now = now or datetime.now(UTC)
+        removed = self.delete_before(now - timedelta(days=s.max_age_days))
+        excess = self.count() - s.max_events
+        if excess > 0:
+            removed += self._delete_where(
+                "seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)", (excess,)
+            )
+        budget = int(s.max_mb * 1024 * 1024)
+        total = self.total_bytes()
+        if total > budget:
+            # The oldest rows whose sizes add up to at least the overshoot.
+            rows = self.db.execute("SELECT seq, bytes FROM events ORDER BY seq").fetchall()
+            over, last_seq = total - budget, None
+            for seq, size in rows:
+                over -= size
+                last_seq = seq
+                if over <= 0:
+                    break
+            removed += self._delete_where("seq <= ?", (last_seq,))
+        if removed:
+            log.info("retention removed %d stored event(s)", removed)
+        return removed
+
+    def _delete_where(self, where: str, args: tuple[Any, ...]) -> int:
+        db = self.db
+        rows = db.execute(f"SELECT seq, image FROM events WHERE {where}", args).fetchall()  # noqa: S608 - fixed clauses only
+        removed = 0
+        for seq, image in rows:
+            try:
+                path = inside(self._root, image)
+            except UnsafePathError:
+                log.exception(
+                    "index entry %d points outside the data directory; not deleting it", seq
+                )
+                continue
+            if path.suffix != ".jpg" or not path.is_relative_to(self._root.resolve() / "events"):
+                log.error("index entry %d is not an event image; not deleting it", seq)
+                continue
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only succeeds once the day's folder is empty
+            db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+            removed += 1
+        return removed
+
+
+def _row(row: tuple[Any, ...]) -> StoredEvent:
+    event_id, ts, image, size, payload, delivered = row
+    return StoredEvent(
+        id=event_id,
+        time=datetime.fromtimestamp(ts, UTC),
+        image=image,
+        bytes=int(size),
+        payload=json.loads(payload),
+        delivered=bool(delivered),
+    )
