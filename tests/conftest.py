@@ -24,14 +24,16 @@ def textured_scene(width: int = 640, height: int = 360, seed: int = 1) -> Image:
         w, h = int(rng.integers(10, width // 5)), int(rng.integers(10, height // 4))
         colour = tuple(float(c) for c in rng.uniform(10, 245, size=3))
         cv2.rectangle(image, (x, y), (x + w, y + h), colour, -1)
-    image += rng.normal(0, 10, size=image.shape).astype(np.float32)
+    image += rng.normal(0, 10, size=(height, width, 3)).astype(np.float32)
     frame: Image = np.clip(image, 0, 255).astype(np.uint8)
     return frame
 
 
 def add_noise(frame: Image, sigma: float, seed: int = 0) -> Image:
     rng = np.random.default_rng(seed)
-    noisy = frame.astype(np.float32) + rng.normal(0, sigma, size=frame.shape).astype(np.float32)
+    noisy = frame.astype(np.float32) + rng.normal(0, sigma, size=tuple(frame.shape)).astype(
+        np.float32
+    )
     out: Image = np.clip(noisy, 0, 255).astype(np.uint8)
     return out
 
@@ -44,12 +46,13 @@ def brighten(frame: Image, gain: float) -> Image:
 def jpeg_roundtrip(frame: Image, quality: int) -> Image:
     ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
-    out: Image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert out is not None
     return out
 
 
 def with_object(
-    frame: Image, x: int, y: int, w: int, h: int, colour: tuple[int, int, int] = (20, 20, 20)
+    frame: Image, x: int, y: int, w: int, h: int, *, colour: tuple[int, int, int] = (20, 20, 20)
 ) -> Image:
     out = frame.copy()
     cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), colour, -1)
