@@ -7,6 +7,8 @@ Frames are scored as fast as they decode; time is video time (frame index / fps)
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import Any
 
 from scene_agent.camera import FrameReader, Source, open_source
 from scene_agent.config import DetectorSettings
-from scene_agent.detector import Detection, Detector, Image, median_frame
+from scene_agent.detector import Detector, Image, median_frame
 from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
 from scene_agent.errors import SourceError
 from scene_agent.labels import encode_jpeg, label_frame
@@ -144,6 +146,90 @@ class _EpisodeLog:
         path.write_bytes(encode_jpeg(labelled, self._quality))
 
 
+class Prefetcher:
+    """Decodes the next frames in a thread while the caller scores the current one.
+
+    Decoding (FFmpeg) and the detector's OpenCV calls both release the GIL, so on two
+    cores they overlap. The queue is bounded: at most ``depth`` frames wait.
+    """
+
+    _END = object()
+
+    def __init__(self, reader: FrameReader, depth: int = 4) -> None:
+        self._reader = reader
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="replay-decode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self._reader.read()
+                self._put(self._END if frame is None else frame)
+                if frame is None:
+                    return
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._error = exc
+            self._put(self._END)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return
+
+    def read(self) -> Image | None:
+        item = self._queue.get()
+        if item is self._END:
+            if self._error is not None:
+                raise self._error
+            return None
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _start_reader(
+    source: Source,
+    detector: Detector,
+    baseline: int | Image,
+    baseline_frames: int,
+    opener: Callable[[Source], FrameReader],
+) -> tuple[FrameReader, Prefetcher, list[Image]]:
+    """Open the pass over the source with the detector's baseline set.
+
+    Returns the raw reader, its prefetcher, and the frames already read for a baseline
+    at the start (the median of the first ``baseline_frames``, taken in the same pass),
+    which are still to be scored.
+    """
+    if isinstance(baseline, int) and baseline > 0:
+        # A later baseline needs a first pass; frames before it are scored against it too.
+        detector.set_baseline(take_baseline(source, baseline, baseline_frames, opener))
+    elif not isinstance(baseline, int):
+        detector.set_baseline(baseline)
+    raw = opener(source)
+    reader = Prefetcher(raw)
+    pending: list[Image] = []
+    if detector.has_baseline:
+        return raw, reader, pending
+    while len(pending) < baseline_frames and (frame := reader.read()) is not None:
+        pending.append(frame)
+    if not pending:
+        reader.close()
+        raw.close()
+        raise SourceError(f"{source.describe()}: no frame could be decoded")
+    if len(pending) < baseline_frames:
+        log.warning("only %d of %d baseline frames were available", len(pending), baseline_frames)
+    detector.set_baseline(median_frame(pending))
+    return raw, reader, pending
+
+
 def replay(
     source: Source,
     settings: DetectorSettings,
@@ -159,31 +245,24 @@ def replay(
     opener: Callable[[Source], FrameReader] = open_source,
 ) -> ReplayResult:
     """Run the detector and episode logic over every frame of ``source``."""
-    if isinstance(baseline, int):
-        reference = take_baseline(source, baseline, baseline_frames, opener)
-    else:
-        reference = baseline
     detector = Detector(settings, mask)
-    detector.set_baseline(reference)
     tracker: EpisodeTracker[Image | None] = EpisodeTracker(
         settings.min_frames, settings.event_gap_s
     )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     episodes = _EpisodeLog(detector.threshold, out_dir, jpeg_quality)
-
-    reader = opener(source)
-    rate = fps or reader.fps or DEFAULT_FPS
-    scores: list[float] = []
-    differs: list[bool] = []
+    raw, reader, pending = _start_reader(source, detector, baseline, baseline_frames, opener)
+    rate = fps or raw.fps or DEFAULT_FPS
+    result = ReplayResult(frames=0, fps=rate, threshold=detector.threshold, events=[])
     started_at = time.perf_counter()
-    index = 0
     try:
-        while (frame := reader.read()) is not None:
-            detection: Detection = detector.detect(frame)
+        while (frame := pending.pop(0) if pending else reader.read()) is not None:
+            detection = detector.detect(frame)
             if keep_scores:
-                scores.append(detection.score)
-                differs.append(detection.differs)
+                result.scores.append(detection.score)
+                result.differs.append(detection.differs)
+            index = result.frames
             change = tracker.update(
                 index, index / rate, detection, frame if out_dir is not None else None
             )
@@ -191,23 +270,18 @@ def replay(
                 episodes.started(change)
             elif isinstance(change, EpisodeEnded):
                 episodes.ended(change)
-            index += 1
+            result.frames += 1
             if progress is not None:
-                progress(index, reader.frame_count)
+                progress(result.frames, raw.frame_count)
     finally:
         reader.close()
-    if index == 0:
+        raw.close()
+    if result.frames == 0:
         raise SourceError(f"{source.describe()}: no frame could be decoded")
     if tracker.is_open and tracker.peak is not None:
         # Still open at the end: end_frame stays null, the peak so far is reported.
         episodes.peak_so_far(tracker.peak)
         episodes.write(tracker.peak, "peak")
-    return ReplayResult(
-        frames=index,
-        fps=rate,
-        threshold=detector.threshold,
-        events=episodes.events,
-        scores=scores,
-        differs=differs,
-        seconds=time.perf_counter() - started_at,
-    )
+    result.events = episodes.events
+    result.seconds = time.perf_counter() - started_at
+    return result
