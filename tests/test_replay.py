@@ -233,3 +233,22 @@ def test_summary_line_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("240 frames in ")
     assert "2 episode(s) (1 still open at the end)" in err[-1]
+
+
+def test_a_reader_failure_mid_way_is_raised_not_swallowed() -> None:
+    from scene_agent.camera import Source
+    from scene_agent.demo import DemoReader
+
+    class Failing(DemoReader):
+        def __init__(self) -> None:
+            super().__init__(DemoScene(frames=50))
+            self.reads = 0
+
+        def read(self) -> Any:
+            self.reads += 1
+            if self.reads == 20:
+                raise OSError("device vanished")
+            return super().read()
+
+    with pytest.raises(OSError, match="device vanished"):
+        replay(Source("demo", "demo"), DetectorSettings(), opener=lambda _s: Failing())
