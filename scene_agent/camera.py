@@ -320,21 +320,23 @@ class Camera:
                     break
                 reader, first = opened
                 try:
-                    finished = self._pump(reader, first)
+                    outcome = self._pump(reader, first)
                 finally:
                     reader.close()
-                if finished:
+                if outcome == "ended":
                     self._set_online(False)
                     self.ended.set()
                     log.info("camera source %s has ended", self.source.describe())
                     break
-                self._set_online(False)
+                if outcome == "failed":
+                    self._set_online(False)
+                # "loop": reopened from the start at once, still online
         except Exception:
             log.exception("capture thread failed")
             self._set_online(False)
 
-    def _pump(self, reader: FrameReader, first: Image) -> bool:
-        """Read until failure or stop; True when a non-looping file has ended."""
+    def _pump(self, reader: FrameReader, first: Image) -> Literal["ended", "failed", "loop"]:
+        """Read until the source ends or fails, or stop is asked for."""
         pace = None if self.source.is_live else (reader.fps or 10.0)
         started = time.monotonic()
         count = 0
@@ -345,8 +347,8 @@ class Camera:
             if image is None:
                 if self.source.is_live:
                     log.warning("camera %s: read failed", self.source.describe())
-                    return False
-                return not self.source.loop  # a looping file is reopened from the start
+                    return "failed"
+                return "loop" if self.source.loop else "ended"
             self.latest.put(image)
             self._set_online(True)
             image = None
@@ -356,4 +358,4 @@ class Camera:
                 delay = started + count / pace - time.monotonic()
                 if delay > 0:
                     self._stop.wait(delay)
-        return False
+        return "failed"

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     cc = commands.add_parser("check-config", help="validate and print the effective settings")
     _add_common(cc)
+
+    run = commands.add_parser(
+        "run", help="run the agent (the default command)", description="Run the live agent."
+    )
+    _add_common(run)
+    _add_detector_flags(run)
+
+    hc = commands.add_parser(
+        "healthcheck", help="exit 0 while the agent loop is alive (for Docker)"
+    )
+    _add_common(hc)
+
+    watch = commands.add_parser(
+        "watch", help="print what an agent publishes (events, state, replies)"
+    )
+    watch.add_argument("--count", type=int, help="exit after this many events")
+    watch.add_argument("--seconds", type=float, help="exit after this many seconds")
+    _add_common(watch)
     return parser
 
 
@@ -156,18 +176,52 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from scene_agent.agent import Agent  # noqa: PLC0415 - keeps replay's start-up light
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %s received", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    Agent(settings).run(stop)
+    return EXIT_OK
+
+
+def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    from scene_agent.agent import read_heartbeat  # noqa: PLC0415
+
+    problem = read_heartbeat(settings.storage.data_dir)
+    if problem is not None:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+        return EXIT_FAILURE
+    print("healthy")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    from scene_agent.watch import watch  # noqa: PLC0415
+
+    return watch(settings, count=args.count, seconds=args.seconds)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "replay": cmd_replay,
     "check-config": cmd_check_config,
+    "run": cmd_run,
+    "healthcheck": cmd_healthcheck,
+    "watch": cmd_watch,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_BAD_INPUT
+    if args.command is None:  # `scene-agent` / `python -m scene_agent` alone: the agent
+        args = parser.parse_args(["run", *(argv or sys.argv[1:])])
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",

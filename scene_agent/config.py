@@ -57,6 +57,9 @@ class CameraSettings(_Section):
     )
     fps: float = Field(default=5.0, gt=0, le=60, description="Detection rate cap, frames/s.")
     loop: bool = Field(default=False, description="Restart a video file at its end.")
+    retry_max_s: float = Field(
+        default=30.0, ge=0.5, le=3600, description="Longest wait between camera reopen attempts."
+    )
 
 
 class TlsSettings(_Section):
@@ -84,6 +87,16 @@ class MqttSettings(_Section):
     protocol: Literal["3.1.1", "5"] = "3.1.1"
     topic_prefix: str = Field(default="scene_agent", pattern=r"^[^#+\s]+$")
     discovery_prefix: str = Field(default="homeassistant", pattern=r"^[^#+\s]+$")
+    image_max_width: int = Field(
+        default=640, ge=64, le=4096, description="Published JPEGs are scaled down to this width."
+    )
+    image_quality: int = Field(default=70, ge=10, le=100)
+    preview_interval_s: float = Field(
+        default=0, ge=0, le=3600, description="Seconds between live preview JPEGs; 0 = off."
+    )
+    state_interval_s: float = Field(
+        default=10, ge=1, le=3600, description="Seconds between state refreshes (score, fps)."
+    )
 
     @field_validator("protocol", mode="before")
     @classmethod
@@ -108,6 +121,9 @@ class DetectorSettings(_Section):
         default=0.001, ge=0, le=1, description="Minimum changed fraction for a frame to differ."
     )
     lighting_guard: bool = True
+    auto_baseline: bool = Field(
+        default=True, description="Take a baseline from the first frame when none is stored."
+    )
     mask: Path | None = Field(
         default=None, description="Image: non-zero pixels are watched, black ones ignored."
     )

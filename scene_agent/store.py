@@ -16,8 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import re
-import secrets
 import sqlite3
 import tempfile
 from dataclasses import dataclass
@@ -27,10 +25,10 @@ from typing import Any
 
 from scene_agent.config import StorageSettings
 from scene_agent.errors import StoreError, UnsafePathError
+from scene_agent.payloads import EVENT_ID_PATTERN
 
 log = logging.getLogger(__name__)
 
-EVENT_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,16 +58,6 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
         raise
-
-
-def new_event_id(when: datetime) -> str:
-    """Sortable, unique, filename-safe: ``20261126T081912345Z-a1b2c3``."""
-    when = when.astimezone(UTC)
-    return f"{when:%Y%m%dT%H%M%S}{when.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
-
-
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def inside(root: Path, relative: str | Path) -> Path:
@@ -133,6 +121,39 @@ class BaselineStore:
 
 
 @dataclass(frozen=True, slots=True)
+class RuntimeState:
+    """Values commands change, kept across restarts (``runtime.json``)."""
+
+    monitoring: bool
+    threshold: float
+
+
+class RuntimeStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "runtime.json"
+
+    def load(self) -> RuntimeState | None:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            state = RuntimeState(
+                monitoring=bool(raw["monitoring"]), threshold=float(raw["threshold"])
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("stored runtime state is unreadable, using the settings: %s", exc)
+            return None
+        if not 0 < state.threshold <= 65025:
+            log.warning("stored threshold %r is out of range, using the settings", state.threshold)
+            return None
+        return state
+
+    def save(self, state: RuntimeState) -> None:
+        data = {"monitoring": state.monitoring, "threshold": state.threshold}
+        atomic_write(self.path, json.dumps(data).encode())
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEvent:
     id: str
     time: datetime
@@ -181,11 +202,16 @@ class EventStore:
 
     # --- writing -----------------------------------------------------------------------
 
+    @staticmethod
+    def image_relative(event_id: str, when: datetime) -> str:
+        """Where an event's image is stored, relative to the data directory."""
+        return f"events/{when.astimezone(UTC):%Y-%m-%d}/{event_id}.jpg"
+
     def add(self, event_id: str, when: datetime, jpeg: bytes, payload: dict[str, Any]) -> str:
         """Store the image and index it; returns the image path relative to the data dir."""
         if not EVENT_ID_PATTERN.match(event_id):
             raise StoreError(f"malformed event id {event_id!r}")
-        relative = f"events/{when.astimezone(UTC):%Y-%m-%d}/{event_id}.jpg"
+        relative = self.image_relative(event_id, when)
         path = inside(self._root, relative)
         atomic_write(path, jpeg)
         try:

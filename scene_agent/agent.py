@@ -1,0 +1,633 @@
+"""The live agent: the composition root and the agent (main) thread (DESIGN section 2).
+
+The agent thread owns all mutable state — monitoring flag, threshold, baseline, detector,
+the open episode. At the detection rate it takes the newest frame, scores it, runs the
+episode logic, stores and publishes. Between frames it drains the inbox (commands from
+MQTT, connection and delivery notices, camera state), so nothing here needs a lock.
+
+Nothing is lost: every event is written to the event store first and marked delivered
+only when the broker acknowledged it (QoS 1). Whatever was not acknowledged is sent
+again, oldest first, after every (re)connect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from scene_agent import __version__
+from scene_agent.camera import Camera, Frame, parse_source
+from scene_agent.commands import (
+    Command,
+    CommandError,
+    Delete,
+    SetMonitoring,
+    SetThreshold,
+    Snapshot,
+    parse_command,
+)
+from scene_agent.config import Settings
+from scene_agent.detector import Detection, Detector, Image, median_frame
+from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
+from scene_agent.errors import SceneAgentError
+from scene_agent.imagefiles import load_mask
+from scene_agent.labels import decode_jpeg, encode_jpeg, label_frame
+from scene_agent.mqtt import (
+    Bus,
+    CameraState,
+    Connected,
+    Delivered,
+    Disconnected,
+    Inbox,
+    Message,
+    MqttBus,
+)
+from scene_agent.payloads import AgentState, event_payload, iso, new_event_id, on_off, reply_payload
+from scene_agent.store import (
+    BaselineInfo,
+    BaselineStore,
+    EventStore,
+    RuntimeState,
+    RuntimeStore,
+    atomic_write,
+)
+from scene_agent.topics import Topics
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_FILE = "heartbeat"
+HEARTBEAT_MAX_AGE_S = 30.0
+SNAPSHOT_TIMEOUT_S = 15.0
+MAX_COMMANDS_PER_TICK = 200
+PENDING_BATCH = 50
+
+FramePayload = tuple[Image, datetime]  # what the episode tracker keeps with a frame
+
+
+@dataclass
+class _PendingSnapshot:
+    frames: int
+    reply: Callable[[bool, str, dict[str, Any]], None]
+    deadline: float
+    collected: list[Image] = field(default_factory=list)
+
+
+class Agent:
+    """One camera's agent. ``run`` blocks until ``stop`` is set; constructors do no I/O."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        bus_factory: Callable[[Inbox, Topics], Bus] | None = None,
+        camera: Camera | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics(
+            settings.mqtt.topic_prefix, settings.camera.id, settings.mqtt.discovery_prefix
+        )
+        self.inbox = Inbox()
+        data_dir = settings.storage.data_dir
+        self._data_dir = data_dir
+        self._events = EventStore(data_dir, settings.storage)
+        self._baselines = BaselineStore(data_dir)
+        self._runtime_store = RuntimeStore(data_dir)
+        self._bus_factory = bus_factory or self._mqtt_bus
+        self._camera = camera
+        self._bus: Bus | None = None
+        self._detector: Detector | None = None
+        self._tracker: EpisodeTracker[FramePayload] = EpisodeTracker(
+            settings.detector.min_frames, settings.detector.event_gap_s
+        )
+        self._runtime = RuntimeState(settings.detector.monitoring, settings.detector.threshold)
+        self._baseline_info: BaselineInfo | None = None
+        self._camera_online = False
+        self._connected = False
+        self._inflight: dict[int, str] = {}  # mid -> event id, awaiting the broker's ack
+        self._score: float | None = None
+        self._episode: tuple[str, datetime] | None = None  # start event id and time
+        self._last_seq = 0
+        self._index = 0
+        self._snapshot: _PendingSnapshot | None = None
+        self._fps = 0.0
+        self._fps_window: list[float] = []
+        self._last_state_at = 0.0
+        self._last_preview_at = 0.0
+        self._last_heartbeat_at = 0.0
+        self._dropped_reported = 0
+        self._last_image: bytes | None = None
+        self._published: dict[str, str] = {}  # retained state topic -> last value sent
+
+    def _mqtt_bus(self, inbox: Inbox, t: Topics) -> Bus:
+        s = self.settings
+        client_id = s.mqtt.client_id or f"scene-agent-{s.camera.id}"
+        return MqttBus(s.mqtt, client_id, (t.availability, b"offline"), inbox)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self._start()
+        try:
+            self._loop(stop)
+        finally:
+            self._shutdown()
+
+    def _start(self) -> None:
+        s = self.settings
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        self._events.open()
+        self._detector = Detector(s.detector, load_mask(s.detector.mask))
+        stored = self._runtime_store.load()
+        if stored is not None:
+            self._runtime = stored
+        self._detector.threshold = self._runtime.threshold
+        baseline = self._baselines.load()
+        if baseline is not None:
+            jpeg, info = baseline
+            try:
+                self._detector.set_baseline(decode_jpeg(jpeg))
+                self._baseline_info = info
+                log.info("baseline %s from %s restored", info.id, info.taken_at)
+            except ValueError as exc:
+                log.warning("stored baseline cannot be used: %s", exc)
+        if self._camera is None:
+            source = parse_source(s.camera.source, loop=s.camera.loop)
+            self._camera = Camera(
+                source,
+                on_state=lambda online: self.inbox.put_notice(CameraState(online)),
+                max_backoff_s=s.camera.retry_max_s,
+            )
+        log.info(
+            "scene-agent %s: camera %r (%s), monitoring %s, threshold %g, data in %s",
+            __version__,
+            s.camera.id,
+            self._camera.source.describe(),
+            on_off(self._runtime.monitoring),
+            self._runtime.threshold,
+            self._data_dir,
+        )
+        self._bus = self._bus_factory(self.inbox, self.topics)
+        self._camera.start()
+        self._bus.start()
+
+    def _shutdown(self) -> None:
+        log.info("stopping")
+        if self._camera is not None:
+            self._camera.stop(timeout=2.0)
+        if self._bus is not None:
+            self._bus.stop((self.topics.availability, b"offline"))
+        self._events.close()
+        with_heartbeat = self._data_dir / HEARTBEAT_FILE
+        with_heartbeat.unlink(missing_ok=True)
+        log.info("stopped")
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _loop(self, stop: threading.Event) -> None:
+        assert self._camera is not None
+        interval = 1.0 / self.settings.camera.fps
+        next_due = time.monotonic()
+        while not stop.is_set():
+            self._drain_inbox()
+            now = time.monotonic()
+            self._housekeeping(now)
+            if now < next_due:
+                self._wait(next_due - now)
+                continue
+            frame = self._camera.latest.get()
+            if frame is None or frame.seq == self._last_seq:
+                self._wait(min(interval, 0.02))
+                continue
+            self._last_seq = frame.seq
+            next_due = max(next_due + interval, now)
+            self._process(frame, now)
+
+    def _wait(self, seconds: float) -> None:
+        self.inbox.wakeup.wait(seconds)
+        self.inbox.wakeup.clear()
+
+    def _housekeeping(self, now: float) -> None:
+        if now - self._last_heartbeat_at >= 1.0:
+            self._last_heartbeat_at = now
+            beat = {"pid": os.getpid(), "time": time.time()}
+            try:
+                atomic_write(self._data_dir / HEARTBEAT_FILE, json.dumps(beat).encode())
+            except OSError as exc:
+                log.warning("cannot write the heartbeat file: %s", exc)
+        if now - self._last_state_at >= self.settings.mqtt.state_interval_s:
+            self._publish_state_json()
+        if self.inbox.dropped != self._dropped_reported:
+            log.warning(
+                "command flood: %d command(s) dropped, queue full",
+                self.inbox.dropped - self._dropped_reported,
+            )
+            self._dropped_reported = self.inbox.dropped
+        if self._snapshot is not None and now > self._snapshot.deadline:
+            pending, self._snapshot = self._snapshot, None
+            pending.reply(False, "no frames from the camera: baseline not taken", {})
+
+    # --- frames ---------------------------------------------------------------------------
+
+    def _process(self, frame: Frame, now: float) -> None:
+        assert self._detector is not None
+        self._fps_window = [t for t in self._fps_window if now - t < 5.0] + [now]
+        self._fps = (len(self._fps_window) - 1) / max(1e-6, now - self._fps_window[0])
+        self._maybe_preview(frame.image, now)
+        if self._snapshot is not None:
+            self._collect_snapshot(frame.image)
+        elif not self._detector.has_baseline and self.settings.detector.auto_baseline:
+            self._set_baseline(frame.image, 1)
+            log.info("no baseline was stored: took one from the first frame")
+        if not self._runtime.monitoring or not self._detector.has_baseline:
+            return
+        detection = self._detector.detect(frame.image)
+        self._score = detection.score
+        wall = datetime.now(UTC)
+        change = self._tracker.update(self._index, frame.monotonic, detection, (frame.image, wall))
+        self._index += 1
+        if isinstance(change, EpisodeStarted):
+            self._emit_start(change.first)
+        elif isinstance(change, EpisodeEnded):
+            self._emit_end(change, wall)
+
+    def _maybe_preview(self, image: Image, now: float) -> None:
+        interval = self.settings.mqtt.preview_interval_s
+        if interval <= 0 or not self._connected or now - self._last_preview_at < interval:
+            return
+        self._last_preview_at = now
+        self._publish(self.topics.preview, self._mqtt_jpeg(image), qos=0)
+
+    def _mqtt_jpeg(self, image: Image) -> bytes:
+        m = self.settings.mqtt
+        return encode_jpeg(image, m.image_quality, m.image_max_width)
+
+    # --- episodes and events --------------------------------------------------------------
+
+    def _emit_start(self, first: Mark[FramePayload]) -> None:
+        image, wall = first.payload
+        event_id = new_event_id(wall)
+        self._episode = (event_id, wall)
+        self._store_and_send(
+            event_id, "start", wall, image, detection=first.detection, episode_id=event_id
+        )
+        self._publish_state()
+
+    def _emit_end(self, ended: EpisodeEnded[FramePayload], wall: datetime) -> None:
+        if self._episode is None:
+            return
+        episode_id, started_at = self._episode
+        self._episode = None
+        image, peak_wall = ended.peak.payload
+        self._store_and_send(
+            new_event_id(wall),
+            "end",
+            wall,
+            image,
+            detection=ended.peak.detection,
+            episode_id=episode_id,
+            started_at=started_at,
+            peak_score=ended.peak.detection.score,
+            label_time=peak_wall,
+        )
+        self._publish_state()
+
+    def _store_and_send(
+        self,
+        event_id: str,
+        kind: Literal["start", "end"],
+        when: datetime,
+        image: Image,
+        *,
+        detection: Detection,
+        episode_id: str,
+        started_at: datetime | None = None,
+        peak_score: float | None = None,
+        label_time: datetime | None = None,
+    ) -> None:
+        threshold = self._runtime.threshold
+        labelled = label_frame(image, detection, label_time or when, threshold)
+        payload = event_payload(
+            event_id=event_id,
+            camera_id=self.settings.camera.id,
+            kind=kind,
+            when=when,
+            detection=detection,
+            threshold=threshold,
+            image=EventStore.image_relative(event_id, when),
+            episode=episode_id,
+            started_at=started_at,
+            peak_score=peak_score,
+        )
+        try:
+            self._events.add(
+                event_id, when, encode_jpeg(labelled, self.settings.storage.jpeg_quality), payload
+            )
+        except (SceneAgentError, OSError) as exc:
+            log.error("event %s could not be stored: %s", event_id, exc)  # noqa: TRY400
+        log.info("change %s: event %s, score %.1f", kind, event_id, detection.score)
+        self._last_image = self._mqtt_jpeg(labelled)
+        self._flush_pending()
+        if self._connected:
+            self._publish(self.topics.events_image, self._last_image, retain=True)
+
+    def _flush_pending(self) -> None:
+        """Send stored events the broker has not acknowledged, oldest first."""
+        if not self._connected:
+            return
+        waiting = set(self._inflight.values())
+        for event in self._events.pending(limit=PENDING_BATCH + len(waiting)):
+            if event.id in waiting:
+                continue
+            mid = self._publish(self.topics.events, json.dumps(event.payload).encode())
+            if mid is None:
+                return
+            self._inflight[mid] = event.id
+
+    # --- baseline -------------------------------------------------------------------------
+
+    def _set_baseline(self, image: Image, frames: int) -> BaselineInfo:
+        assert self._detector is not None
+        ended = self._tracker.close()
+        if ended is not None:
+            self._emit_end(ended, datetime.now(UTC))
+        self._detector.set_baseline(image)
+        now = datetime.now(UTC)
+        info = BaselineInfo(
+            id=new_event_id(now),
+            taken_at=iso(now),
+            frames=frames,
+            width=int(image.shape[1]),
+            height=int(image.shape[0]),
+        )
+        self._baseline_info = info
+        try:
+            self._baselines.save(encode_jpeg(image, 95), info)
+        except OSError as exc:
+            log.error("baseline could not be saved (kept in memory): %s", exc)  # noqa: TRY400
+        log.info("new baseline %s (%d frame(s))", info.id, frames)
+        self._publish(self.topics.baseline_image, self._mqtt_jpeg(image), retain=True)
+        self._publish_state()
+        return info
+
+    def _collect_snapshot(self, image: Image) -> None:
+        pending = self._snapshot
+        assert pending is not None
+        pending.collected.append(image)
+        if len(pending.collected) < pending.frames:
+            return
+        self._snapshot = None
+        try:
+            info = self._set_baseline(median_frame(pending.collected), pending.frames)
+        except ValueError as exc:  # frames of different sizes: the camera changed mode
+            pending.reply(False, f"baseline not taken: {exc}", {})
+            return
+        pending.reply(True, f"baseline taken from {pending.frames} frame(s)", info.as_dict())
+
+    # --- inbox ----------------------------------------------------------------------------
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                notice = self.inbox.notices.get_nowait()
+            except queue.Empty:
+                break
+            self._on_notice(notice)
+        for _ in range(MAX_COMMANDS_PER_TICK):
+            try:
+                message = self.inbox.commands.get_nowait()
+            except queue.Empty:
+                break
+            self._on_message(message)
+
+    def _on_notice(self, notice: Connected | Disconnected | Delivered | CameraState) -> None:
+        if isinstance(notice, Connected):
+            self._connected = True
+            self._inflight.clear()
+            self._on_connected()
+        elif isinstance(notice, Disconnected):
+            self._connected = False
+            self._inflight.clear()  # unacknowledged events stay pending in the store
+        elif isinstance(notice, Delivered):
+            event_id = self._inflight.pop(notice.mid, None)
+            if event_id is not None:
+                self._events.mark_delivered(event_id)
+                if not self._inflight:
+                    self._flush_pending()
+        elif notice.online != self._camera_online:
+            self._camera_online = notice.online
+            self._publish_state()
+
+    def _on_connected(self) -> None:
+        """After every (re)connect: subscribe, then re-publish everything retained."""
+        assert self._bus is not None
+        self._bus.subscribe(self.topics.subscriptions)
+        self._publish(self.topics.availability, b"online", retain=True)
+        self._publish_state(everything=True)
+        baseline = self._baselines.load() if self._baseline_info is not None else None
+        if baseline is not None:
+            self._publish(
+                self.topics.baseline_image, self._mqtt_jpeg(decode_jpeg(baseline[0])), retain=True
+            )
+        if self._last_image is None:
+            self._last_image = self._newest_event_image()
+        if self._last_image is not None:
+            self._publish(self.topics.events_image, self._last_image, retain=True)
+        self._flush_pending()
+
+    def _newest_event_image(self) -> bytes | None:
+        for event in self._events.recent(limit=1):
+            try:
+                return self._mqtt_jpeg(decode_jpeg(self._events.image_path(event).read_bytes()))
+            except (OSError, ValueError, SceneAgentError) as exc:
+                log.warning("newest event image unreadable: %s", exc)
+        return None
+
+    def _on_message(self, message: Message) -> None:
+        name = self.topics.command_name(message.topic)
+        if name is None:
+            return
+        command_name = name[:80]
+
+        def reply(ok: bool, text: str, extra: dict[str, Any]) -> None:
+            body = json.dumps(reply_payload(command_name, ok, text, **extra)).encode()
+            if message.response_topic:
+                self._publish(
+                    message.response_topic, body, qos=1, correlation=message.correlation_data
+                )
+            else:
+                self._publish(self.topics.reply, body, qos=1)
+
+        try:
+            command = parse_command(name, message.payload)
+        except CommandError as exc:
+            log.warning("refused %s: %s", command_name, exc)
+            reply(False, str(exc), {})
+            return
+        try:
+            self._execute(command, reply)
+        except (SceneAgentError, OSError, ValueError) as exc:
+            log.exception("command %s failed", command_name)
+            reply(False, f"failed: {exc}", {})
+
+    def _execute(
+        self, command: Command, reply: Callable[[bool, str, dict[str, Any]], None]
+    ) -> None:
+        if isinstance(command, Snapshot):
+            self._start_snapshot(command, reply)
+        elif isinstance(command, SetMonitoring):
+            self._set_monitoring(command.on)
+            reply(True, f"monitoring {on_off(command.on)}", {"monitoring": command.on})
+        elif isinstance(command, SetThreshold):
+            assert self._detector is not None
+            self._runtime = RuntimeState(self._runtime.monitoring, command.value)
+            self._detector.threshold = command.value
+            self._save_runtime()
+            self._publish_state()
+            reply(True, f"threshold {command.value:g}", {"threshold": command.value})
+        elif isinstance(command, Delete):
+            self._delete(command, reply)
+        else:
+            events = [
+                {
+                    "id": e.id,
+                    "time": iso(e.time),
+                    "type": e.payload.get("type"),
+                    "score": e.payload.get("score"),
+                    "image": e.image,
+                    "bytes": e.bytes,
+                }
+                for e in self._events.recent(limit=command.limit)
+            ]
+            total = self._events.count()
+            reply(True, f"{len(events)} of {total} stored event(s)", {"events": events})
+
+    def _start_snapshot(
+        self, command: Snapshot, reply: Callable[[bool, str, dict[str, Any]], None]
+    ) -> None:
+        assert self._camera is not None
+        if self._snapshot is not None:
+            reply(False, "a baseline is already being taken", {})
+            return
+        frame = self._camera.latest.get()
+        if command.frames == 1 and frame is not None and self._camera.online:
+            info = self._set_baseline(frame.image, 1)
+            reply(True, "baseline taken", info.as_dict())
+            return
+        self._snapshot = _PendingSnapshot(
+            command.frames, reply, time.monotonic() + SNAPSHOT_TIMEOUT_S + command.frames
+        )
+
+    def _set_monitoring(self, on: bool) -> None:
+        if on == self._runtime.monitoring:
+            return
+        self._runtime = RuntimeState(on, self._runtime.threshold)
+        if not on:
+            self._score = None
+            ended = self._tracker.close()
+            if ended is not None:
+                self._emit_end(ended, datetime.now(UTC))
+        self._save_runtime()
+        log.info("monitoring %s", on_off(on))
+        self._publish_state()
+
+    def _delete(self, command: Delete, reply: Callable[[bool, str, dict[str, Any]], None]) -> None:
+        if command.id is not None:
+            removed = self._events.delete(command.id)
+            if removed == 0:
+                reply(False, f"no stored event {command.id}", {"deleted": 0})
+                return
+        elif command.before is not None:
+            removed = self._events.delete_before(command.before)
+        else:
+            removed = self._events.delete_all()
+        self._inflight = {m: i for m, i in self._inflight.items() if self._events.get(i)}
+        self._publish_state()
+        reply(True, f"deleted {removed} event(s)", {"deleted": removed})
+
+    def _save_runtime(self) -> None:
+        try:
+            self._runtime_store.save(self._runtime)
+        except OSError as exc:
+            log.error("runtime state could not be saved: %s", exc)  # noqa: TRY400
+
+    # --- publishing -----------------------------------------------------------------------
+
+    def _publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        correlation: bytes | None = None,
+    ) -> int | None:
+        if not self._connected or self._bus is None:
+            return None
+        return self._bus.publish(
+            topic, payload, qos=qos, retain=retain, correlation_data=correlation
+        )
+
+    def state(self) -> AgentState:
+        info = self._baseline_info
+        return AgentState(
+            monitoring=self._runtime.monitoring,
+            camera_online=self._camera_online,
+            baseline_id=info.id if info else None,
+            baseline_taken_at=info.taken_at if info else None,
+            score=self._score,
+            threshold=self._runtime.threshold,
+            change=self._tracker.is_open,
+            events_stored=self._events.count(),
+            fps=self._fps,
+            version=__version__,
+        )
+
+    def _publish_state(self, everything: bool = False) -> None:
+        """The retained state topics that changed (all of them with ``everything``)."""
+        t = self.topics
+        values = {
+            t.monitoring_state: on_off(self._runtime.monitoring),
+            t.change_state: on_off(self._tracker.is_open),
+            t.camera_state: "online" if self._camera_online else "offline",
+            t.threshold_state: f"{self._runtime.threshold:g}",
+        }
+        for topic, value in values.items():
+            changed = everything or self._published.get(topic) != value
+            if changed and self._publish(topic, value, retain=True) is not None:
+                self._published[topic] = value
+        self._publish_state_json()
+
+    def _publish_state_json(self) -> None:
+        self._last_state_at = time.monotonic()
+        self._publish(self.topics.state, json.dumps(self.state().as_json()), retain=True)
+
+
+def read_heartbeat(data_dir: Path, max_age_s: float = HEARTBEAT_MAX_AGE_S) -> str | None:
+    """None when the agent loop is alive; otherwise why not (for ``healthcheck``)."""
+    path = data_dir / HEARTBEAT_FILE
+    try:
+        beat = json.loads(path.read_text(encoding="utf-8"))
+        pid, stamp = int(beat["pid"]), float(beat["time"])
+    except FileNotFoundError:
+        return f"no heartbeat in {data_dir}: the agent is not running"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"unreadable heartbeat: {exc}"
+    age = time.time() - stamp
+    if age > max_age_s:
+        return f"heartbeat is {age:.0f} s old: the agent loop is stuck or gone"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"agent process {pid} is gone"
+    except PermissionError:
+        pass  # exists, owned by someone else
+    return None

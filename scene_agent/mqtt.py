@@ -1,0 +1,294 @@
+"""The MQTT adapter: a paho 2.x client behind a small interface.
+
+Threads: paho's network thread (``loop_start``) runs the callbacks, which only translate
+what happened into inbox messages and return — they never block and never raise. The
+first connection is retried with tenacity in a thread of its own (the agent works while
+the broker is down); after it, paho's loop owns reconnecting. One retry owner at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
+
+from scene_agent.config import MqttSettings
+
+log = logging.getLogger(__name__)
+
+COMMAND_QUEUE_SIZE = 256
+
+
+# --- what the network thread tells the agent ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    mid: int
+
+
+@dataclass(frozen=True, slots=True)
+class CameraState:
+    online: bool
+
+
+Notice = Connected | Disconnected | Delivered | CameraState
+
+
+class Inbox:
+    """Where threads leave work for the agent thread.
+
+    Commands go to a bounded queue (a flood is dropped, and counted, rather than growing
+    memory without limit); connection, delivery and camera notices to their own queue,
+    which is bounded by nature (one per packet in flight or per state change).
+    """
+
+    def __init__(self, command_limit: int = COMMAND_QUEUE_SIZE) -> None:
+        self.commands: queue.Queue[Message] = queue.Queue(maxsize=command_limit)
+        self.notices: queue.Queue[Notice] = queue.Queue()
+        self.wakeup = threading.Event()
+        self.dropped = 0
+
+    def put_command(self, message: Message) -> None:
+        try:
+            self.commands.put_nowait(message)
+        except queue.Full:
+            self.dropped += 1
+        self.wakeup.set()
+
+    def put_notice(self, notice: Notice) -> None:
+        self.notices.put_nowait(notice)
+        self.wakeup.set()
+
+
+class Bus(Protocol):
+    """What the agent needs of a message bus (a seam for tests)."""
+
+    def start(self) -> None: ...
+
+    def stop(self, goodbye: tuple[str, bytes] | None) -> None: ...
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        correlation_data: bytes | None = None,
+    ) -> int | None: ...
+
+    def subscribe(self, filters: tuple[str, ...]) -> None: ...
+
+
+# --- the paho implementation --------------------------------------------------------------
+
+
+class MqttBus:
+    """A paho client configured from settings. Constructing it does no I/O."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        will: tuple[str, bytes],
+        inbox: Inbox,
+        first_connect_max_s: float = 30.0,
+    ) -> None:
+        self._settings = settings
+        self._inbox = inbox
+        self._first_connect_max_s = first_connect_max_s
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop_started = False
+        self._v5 = settings.protocol == "5"
+        self._client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
+        )
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.will_set(will[0], will[1], qos=1, retain=True)
+        if settings.username is not None:
+            password = settings.password.get_secret_value() if settings.password else None
+            self._client.username_pw_set(settings.username, password)
+        if settings.tls.enabled:
+            tls = settings.tls
+            self._client.tls_set(
+                ca_certs=str(tls.ca_file) if tls.ca_file else None,  # None: system CAs
+                certfile=str(tls.certfile) if tls.certfile else None,
+                keyfile=str(tls.keyfile) if tls.keyfile else None,
+                cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED,
+            )
+            if tls.insecure:
+                log.warning("MQTT TLS certificate checks are OFF (mqtt.tls.insecure): testing only")
+                self._client.tls_insecure_set(True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._connect_first, name="mqtt-connect", daemon=True
+        )
+        self._thread.start()
+
+    def _connect_first(self) -> None:
+        s = self._settings
+
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0
+            log.warning(
+                "MQTT broker %s:%d unreachable (%s); retrying in %.0f s", s.host, s.port, exc, wait
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(OSError),
+            wait=wait_exponential(multiplier=1, min=1, max=self._first_connect_max_s),
+            stop=lambda _state: self._stopping.is_set(),
+            sleep=self._sleep,
+            before_sleep=log_retry,
+            retry_error_callback=lambda _state: None,
+        )
+        result = retrying(self._client.connect, s.host, s.port, s.keepalive)
+        if result is None or self._stopping.is_set():
+            return
+        # From here on paho's own loop reconnects after any drop.
+        self._client.loop_start()
+        self._loop_started = True
+
+    def _sleep(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+    def stop(self, goodbye: tuple[str, bytes] | None) -> None:
+        """Publish ``goodbye`` (retained) if connected, then disconnect; bounded in time."""
+        self._stopping.set()
+        if self._client.is_connected() and goodbye is not None:
+            info = self._client.publish(goodbye[0], goodbye[1], qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=1.5)
+        with contextlib.suppress(Exception):
+            self._client.disconnect()
+        if self._loop_started:
+            self._client.loop_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+    # --- agent-thread calls -----------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        correlation_data: bytes | None = None,
+    ) -> int | None:
+        """Queue a message; its mid, or None when the client is not connected."""
+        properties = None
+        if correlation_data is not None and self._v5:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.CorrelationData = correlation_data
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return None
+        return info.mid
+
+    def subscribe(self, filters: tuple[str, ...]) -> None:
+        if filters:
+            self._client.subscribe([(f, 1) for f in filters])
+
+    # --- callbacks (network thread): translate and return ---------------------------------
+
+    def _on_connect(
+        self,
+        _client: paho.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        try:
+            if reason_code.is_failure:
+                log.error("MQTT broker refused the connection: %s", reason_code)
+                return
+            log.info("connected to MQTT broker %s:%d", self._settings.host, self._settings.port)
+            self._inbox.put_notice(Connected())
+        except Exception:
+            log.exception("MQTT connect callback failed")
+
+    def _on_disconnect(
+        self,
+        _client: paho.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        try:
+            if not self._stopping.is_set():
+                log.warning("MQTT connection lost (%s); paho reconnects", reason_code)
+            self._inbox.put_notice(Disconnected(str(reason_code)))
+        except Exception:
+            log.exception("MQTT disconnect callback failed")
+
+    def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            response_topic = correlation = None
+            props = getattr(msg, "properties", None)
+            if props is not None:
+                response_topic = getattr(props, "ResponseTopic", None)
+                correlation = getattr(props, "CorrelationData", None)
+            self._inbox.put_command(
+                Message(msg.topic, bytes(msg.payload), response_topic, correlation)
+            )
+        except Exception:
+            log.exception("MQTT message callback failed")
+
+    def _on_publish(
+        self,
+        _client: paho.Client,
+        _userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        try:
+            if not reason_code.is_failure:
+                self._inbox.put_notice(Delivered(mid))
+        except Exception:
+            log.exception("MQTT publish callback failed")

@@ -1,0 +1,92 @@
+"""Every MQTT topic the agent uses, built in one place (DESIGN section 4).
+
+``base = {topic_prefix}/{camera.id}``. Nothing else in the code formats a topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Commands: the part of the topic below ``base``.
+CMD_SNAPSHOT = "cmd/snapshot"
+CMD_START = "cmd/start"
+CMD_STOP = "cmd/stop"
+CMD_DELETE = "cmd/delete"
+CMD_LIST = "cmd/list"
+MONITORING_SET = "monitoring/set"
+THRESHOLD_SET = "threshold/set"
+COMMANDS = (CMD_SNAPSHOT, CMD_START, CMD_STOP, CMD_DELETE, CMD_LIST, MONITORING_SET, THRESHOLD_SET)
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    prefix: str
+    camera_id: str
+    discovery_prefix: str = "homeassistant"
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.camera_id}"
+
+    def _t(self, suffix: str) -> str:
+        return f"{self.base}/{suffix}"
+
+    @property
+    def availability(self) -> str:
+        return self._t("availability")
+
+    @property
+    def state(self) -> str:
+        return self._t("state")
+
+    @property
+    def monitoring_state(self) -> str:
+        return self._t("monitoring/state")
+
+    @property
+    def change_state(self) -> str:
+        return self._t("change/state")
+
+    @property
+    def camera_state(self) -> str:
+        return self._t("camera/state")
+
+    @property
+    def threshold_state(self) -> str:
+        return self._t("threshold/state")
+
+    @property
+    def events(self) -> str:
+        return self._t("events")
+
+    @property
+    def events_image(self) -> str:
+        return self._t("events/image")
+
+    @property
+    def baseline_image(self) -> str:
+        return self._t("baseline/image")
+
+    @property
+    def preview(self) -> str:
+        return self._t("preview")
+
+    @property
+    def reply(self) -> str:
+        return self._t("reply")
+
+    def command(self, name: str) -> str:
+        """The topic of a command, e.g. ``command("cmd/list")``."""
+        return self._t(name)
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        """Filters that catch every command topic, known or not (unknown ones get a reply)."""
+        return (self._t("cmd/#"), self._t("+/set"))
+
+    def command_name(self, topic: str) -> str | None:
+        """The command part of a topic under ``base`` (``cmd/list``), or None if outside."""
+        prefix = self.base + "/"
+        if not topic.startswith(prefix):
+            return None
+        return topic[len(prefix) :]

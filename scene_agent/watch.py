@@ -1,0 +1,84 @@
+"""``scene-agent watch``: a terminal subscriber that prints what an agent publishes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from scene_agent.config import Settings
+from scene_agent.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def describe(topics: Topics, topic: str, payload: bytes) -> str | None:
+    """One printable line for a message, or None for ones not worth a line."""
+    name = topics.command_name(topic) or topic
+    if name in ("events/image", "baseline/image", "preview"):
+        return f"{name}: JPEG, {len(payload) / 1024:.0f} KiB"
+    text = payload.decode("utf-8", "replace")
+    if name == "events":
+        try:
+            event: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError:
+            return f"events: {text[:200]}"
+        extra = (
+            f", peak {event.get('peak_score')}, lasted {event.get('duration_s')} s"
+            if event.get("type") == "end"
+            else ""
+        )
+        return (
+            f"EVENT {event.get('event_type')} at {event.get('time')}: score "
+            f"{event.get('score')}, {len(event.get('boxes', []))} box(es){extra}, "
+            f"image {event.get('image')} (id {event.get('id')})"
+        )
+    if name == "state":
+        return None  # the per-topic state lines say the same, one change at a time
+    return f"{name}: {text[:300]}"
+
+
+def watch(settings: Settings, count: int | None = None, seconds: float | None = None) -> int:
+    m = settings.mqtt
+    topics = Topics(m.topic_prefix, settings.camera.id, m.discovery_prefix)
+    done = threading.Event()
+    events_seen = 0
+
+    def on_connect(client: paho.Client, *_args: Any) -> None:
+        client.subscribe(topics.base + "/#", qos=1)
+        print(f"watching {topics.base}/# on {m.host}:{m.port}", flush=True)
+
+    def on_message(_client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        nonlocal events_seen
+        line = describe(topics, msg.topic, bytes(msg.payload))
+        if line is not None:
+            print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+        if msg.topic == topics.events:
+            events_seen += 1
+            if count is not None and events_seen >= count:
+                done.set()
+
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    if m.username is not None:
+        client.username_pw_set(m.username, m.password.get_secret_value() if m.password else None)
+    if m.tls.enabled:
+        client.tls_set(ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None)
+        if m.tls.insecure:
+            client.tls_insecure_set(True)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect_async(m.host, m.port, m.keepalive)
+    client.loop_start()
+    try:
+        done.wait(seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return 0
