@@ -126,6 +126,8 @@ class Agent:
         self._dropped_reported = 0
         self._last_image: bytes | None = None
         self._published: dict[str, str] = {}  # retained state topic -> last value sent
+        self._state_dirty = False
+        self._runtime_dirty = False
 
     def _mqtt_bus(self, inbox: Inbox, t: Topics) -> Bus:
         s = self.settings
@@ -181,6 +183,8 @@ class Agent:
 
     def _shutdown(self) -> None:
         log.info("stopping")
+        if self._runtime_dirty:
+            self._flush_runtime()
         if self._camera is not None:
             self._camera.stop(timeout=2.0)
         if self._bus is not None:
@@ -198,6 +202,7 @@ class Agent:
         next_due = time.monotonic()
         while not stop.is_set():
             self._drain_inbox()
+            self._flush_changes()
             now = time.monotonic()
             self._housekeeping(now)
             if now < next_due:
@@ -210,6 +215,13 @@ class Agent:
             self._last_seq = frame.seq
             next_due = max(next_due + interval, now)
             self._process(frame, now)
+            self._flush_changes()
+
+    def _flush_changes(self) -> None:
+        if self._runtime_dirty:
+            self._flush_runtime()
+        if self._state_dirty:
+            self._flush_state()
 
     def _wait(self, seconds: float) -> None:
         self.inbox.wakeup.wait(seconds)
@@ -431,7 +443,7 @@ class Agent:
         assert self._bus is not None
         self._bus.subscribe(self.topics.subscriptions)
         self._publish(self.topics.availability, b"online", retain=True)
-        self._publish_state(everything=True)
+        self._flush_state(everything=True)
         baseline = self._baselines.load() if self._baseline_info is not None else None
         if baseline is not None:
             self._publish(
@@ -554,6 +566,11 @@ class Agent:
         reply(True, f"deleted {removed} event(s)", {"deleted": removed})
 
     def _save_runtime(self) -> None:
+        """Mark the runtime state for saving at the end of this loop turn."""
+        self._runtime_dirty = True
+
+    def _flush_runtime(self) -> None:
+        self._runtime_dirty = False
         try:
             self._runtime_store.save(self._runtime)
         except OSError as exc:
@@ -591,8 +608,14 @@ class Agent:
             version=__version__,
         )
 
-    def _publish_state(self, everything: bool = False) -> None:
+    def _publish_state(self) -> None:
+        """Mark the state changed; it is published once per loop turn (a command flood
+        sends one state update per turn, not one per command)."""
+        self._state_dirty = True
+
+    def _flush_state(self, everything: bool = False) -> None:
         """The retained state topics that changed (all of them with ``everything``)."""
+        self._state_dirty = False
         t = self.topics
         values = {
             t.monitoring_state: on_off(self._runtime.monitoring),
