@@ -128,6 +128,7 @@ class Agent:
         self._published: dict[str, str] = {}  # retained state topic -> last value sent
         self._state_dirty = False
         self._runtime_dirty = False
+        self._stored = 0  # events in the store, kept current by the agent thread
 
     def _mqtt_bus(self, inbox: Inbox, t: Topics) -> Bus:
         s = self.settings
@@ -147,6 +148,7 @@ class Agent:
         s = self.settings
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._events.open()
+        self._stored = self._events.count()
         self._detector = Detector(s.detector, load_mask(s.detector.mask))
         stored = self._runtime_store.load()
         if stored is not None:
@@ -345,6 +347,7 @@ class Agent:
             )
         except (SceneAgentError, OSError) as exc:
             log.error("event %s could not be stored: %s", event_id, exc)  # noqa: TRY400
+        self._stored = self._events.count()  # retention may have removed some
         log.info("change %s: event %s, score %.1f", kind, event_id, detection.score)
         self._last_image = self._mqtt_jpeg(labelled)
         self._flush_pending()
@@ -562,6 +565,7 @@ class Agent:
         else:
             removed = self._events.delete_all()
         self._inflight = {m: i for m, i in self._inflight.items() if self._events.get(i)}
+        self._stored = self._events.count()
         self._publish_state()
         reply(True, f"deleted {removed} event(s)", {"deleted": removed})
 
@@ -603,7 +607,7 @@ class Agent:
             score=self._score,
             threshold=self._runtime.threshold,
             change=self._tracker.is_open,
-            events_stored=self._events.count(),
+            events_stored=self._stored,
             fps=self._fps,
             version=__version__,
         )

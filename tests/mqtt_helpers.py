@@ -3,6 +3,7 @@ agent as a child process. Everything listens on loopback only."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -53,7 +54,7 @@ def port_open(port: int) -> bool:
 class Broker:
     """Mosquitto on a free loopback port; can be stopped and started on the same port."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, extra_config: str = "", anonymous: bool = True) -> None:
         binary = shutil.which("mosquitto") or (
             "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
         )
@@ -68,7 +69,11 @@ class Broker:
         self.config = folder / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if anonymous else 'false'}\n"
+            # Started as root, Mosquitto would switch to its own user and lose access to
+            # the test's private temporary folder.
+            f"user {getpass.getuser()}\n"
+            f"{extra_config}"
             "persistence true\n"
             f"persistence_location {folder}/\n"
             "autosave_interval 1\n"
@@ -114,6 +119,8 @@ class Recorder:
         client_id: str | None = None,
         persistent: bool = False,
         v5: bool = False,
+        ca_file: Path | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.base = base
         self.messages: list[Received] = []
@@ -133,6 +140,10 @@ class Recorder:
                 clean_session=not persistent,
             )
         self.client.reconnect_delay_set(1, 2)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file))
+        if credentials is not None:
+            self.client.username_pw_set(*credentials)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = lambda *_a: self._connected.clear()
