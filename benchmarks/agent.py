@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import random
 import statistics
 import subprocess
@@ -30,27 +29,10 @@ from benchmarks.speed import make_h264_clip
 from scene_agent.camera import Camera, Source
 from scene_agent.config import load_settings
 from scene_agent.demo import DemoRenderer, DemoScene, Thing
-from scene_agent.detector import Image
-from tests.mqtt_helpers import AgentProcess, Broker, Recorder, wait_for
+from tests.mqtt_helpers import AgentProcess, Broker, HandFed, Recorder, wait_for
 
 ROUNDS = 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-class HandFedReader:
-    """A live source whose frames the benchmark hands over."""
-
-    fps: float | None = None
-    frame_count: int | None = None
-
-    def __init__(self) -> None:
-        self.frames: queue.Queue[Image | None] = queue.Queue(maxsize=2)
-
-    def read(self) -> Image | None:
-        return self.frames.get()
-
-    def close(self) -> None:
-        pass
 
 
 def latency(folder: Path, broker: Broker) -> None:
@@ -66,7 +48,7 @@ def latency(folder: Path, broker: Broker) -> None:
             things=(Thing(0, None, (200, 200), (10, 10, 10), (500.0, 200.0)),),
         )
     ).frame(0)
-    reader = HandFedReader()
+    reader = HandFed()
     camera = Camera(Source("url", "bench://hand-fed"), opener=lambda _s: reader)
     os.environ.update(
         {

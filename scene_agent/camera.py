@@ -19,16 +19,11 @@ from typing import Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    wait_exponential,
-)
 
 from scene_agent.demo import DemoReader
 from scene_agent.detector import Image
 from scene_agent.errors import SourceError
+from scene_agent.retry import backoff
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +278,6 @@ class Camera:
             except Exception:
                 log.exception("camera state callback failed")
 
-    def _sleep(self, seconds: float) -> None:
-        self._stop.wait(seconds)
-
     def _open_first(self, source: Source) -> tuple[FrameReader, Image]:
         """Open the source and read one frame: a source that opens but yields nothing fails."""
         reader = self._opener(source)
@@ -296,18 +288,13 @@ class Camera:
         return reader, image
 
     def _open_with_retries(self) -> tuple[FrameReader, Image] | None:
-        def log_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0
-            log.warning("camera: %s; retrying in %.1f s", exc, wait)
-
-        retrying = Retrying(
-            retry=retry_if_exception_type(SourceError),
-            wait=wait_exponential(multiplier=0.5, min=0.5, max=self._max_backoff_s),
-            stop=lambda _state: self._stop.is_set(),
-            sleep=self._sleep,  # interruptible: stop() cuts a backoff short
-            before_sleep=log_retry,
-            retry_error_callback=lambda _state: None,
+        retrying = backoff(
+            self._stop,
+            SourceError,
+            first_s=0.5,
+            max_s=self._max_backoff_s,
+            describe=lambda exc, wait: f"camera: {exc}; retrying in {wait:.1f} s",
+            log=log,
         )
         opened: tuple[FrameReader, Image] | None = retrying(self._open_first, self.source)
         return opened

@@ -21,9 +21,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from scene_agent.config import MqttSettings
+from scene_agent.retry import backoff
 
 log = logging.getLogger(__name__)
 
@@ -167,21 +167,15 @@ class MqttBus:
 
     def _connect_first(self) -> None:
         s = self._settings
-
-        def log_retry(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0
-            log.warning(
-                "MQTT broker %s:%d unreachable (%s); retrying in %.0f s", s.host, s.port, exc, wait
-            )
-
-        retrying = Retrying(
-            retry=retry_if_exception_type(OSError),
-            wait=wait_exponential(multiplier=1, min=1, max=self._first_connect_max_s),
-            stop=lambda _state: self._stopping.is_set(),
-            sleep=self._sleep,
-            before_sleep=log_retry,
-            retry_error_callback=lambda _state: None,
+        retrying = backoff(
+            self._stopping,
+            OSError,
+            first_s=1.0,
+            max_s=self._first_connect_max_s,
+            describe=lambda exc, wait: (
+                f"MQTT broker {s.host}:{s.port} unreachable ({exc}); retrying in {wait:.0f} s"
+            ),
+            log=log,
         )
         result = retrying(self._client.connect, s.host, s.port, s.keepalive)
         if result is None or self._stopping.is_set():
@@ -189,9 +183,6 @@ class MqttBus:
         # From here on paho's own loop reconnects after any drop.
         self._client.loop_start()
         self._loop_started = True
-
-    def _sleep(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
 
     def stop(self, goodbye: tuple[str, bytes] | None) -> None:
         """Publish ``goodbye`` (retained) if connected, then disconnect; bounded in time."""

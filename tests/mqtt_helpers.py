@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -316,3 +317,19 @@ class AgentProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class HandFed:
+    """A live camera source whose frames the test (or benchmark) hands over."""
+
+    fps: float | None = None
+    frame_count: int | None = None
+
+    def __init__(self) -> None:
+        self.frames: queue.Queue[Any] = queue.Queue(maxsize=2)
+
+    def read(self) -> Any:
+        return self.frames.get()
+
+    def close(self) -> None:
+        pass

@@ -20,7 +20,7 @@ from scene_agent.demo import DemoRenderer, DemoScene, Thing
 from scene_agent.detector import Image
 from scene_agent.mqtt import Connected, Delivered, Disconnected, Inbox, Message
 from scene_agent.topics import Topics
-from tests.mqtt_helpers import wait_for
+from tests.mqtt_helpers import HandFed, wait_for
 
 
 @dataclass
@@ -87,20 +87,6 @@ class FakeBus:
     def ack(self, sent: list[Sent]) -> None:
         for s in sent:
             self.inbox.put_notice(Delivered(s.mid))
-
-
-class HandFed:
-    fps: float | None = None
-    frame_count: int | None = None
-
-    def __init__(self) -> None:
-        self.frames: queue.Queue[Image | None] = queue.Queue(maxsize=1)
-
-    def read(self) -> Image | None:
-        return self.frames.get()
-
-    def close(self) -> None:
-        pass
 
 
 CLEAN = DemoRenderer(DemoScene(frames=1, drift=0.0, noise_sigma=2.0)).frame(0)
