@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +37,7 @@ from scene_agent.commands import (
 )
 from scene_agent.config import Settings
 from scene_agent.detector import Detection, Detector, Image, median_frame
+from scene_agent.discovery import discovery_configs
 from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
 from scene_agent.errors import SceneAgentError
 from scene_agent.imagefiles import load_mask
@@ -125,6 +126,7 @@ class Agent:
         self._last_heartbeat_at = 0.0
         self._dropped_reported = 0
         self._last_image: bytes | None = None
+        self._baseline_jpeg: bytes | None = None  # as published (size-capped)
         self._published: dict[str, str] = {}  # retained state topic -> last value sent
         self._state_dirty = False
         self._runtime_dirty = False
@@ -158,8 +160,10 @@ class Agent:
         if baseline is not None:
             jpeg, info = baseline
             try:
-                self._detector.set_baseline(decode_jpeg(jpeg))
+                image = decode_jpeg(jpeg)
+                self._detector.set_baseline(image)
                 self._baseline_info = info
+                self._baseline_jpeg = self._mqtt_jpeg(image)
                 log.info("baseline %s from %s restored", info.id, info.taken_at)
             except ValueError as exc:
                 log.warning("stored baseline cannot be used: %s", exc)
@@ -290,6 +294,9 @@ class Agent:
         image, wall = first.payload
         event_id = new_event_id(wall)
         self._episode = (event_id, wall)
+        self._runtime = replace(self._runtime, last_change=iso(wall))
+        self._save_runtime()
+        self._publish(self.topics.last_change_state, self._runtime.last_change or "", retain=True)
         self._store_and_send(
             event_id, "start", wall, image, detection=first.detection, episode_id=event_id
         )
@@ -389,7 +396,8 @@ class Agent:
         except OSError as exc:
             log.error("baseline could not be saved (kept in memory): %s", exc)  # noqa: TRY400
         log.info("new baseline %s (%d frame(s))", info.id, frames)
-        self._publish(self.topics.baseline_image, self._mqtt_jpeg(image), retain=True)
+        self._baseline_jpeg = self._mqtt_jpeg(image)
+        self._publish(self.topics.baseline_image, self._baseline_jpeg, retain=True)
         self._publish_state()
         return info
 
@@ -444,19 +452,28 @@ class Agent:
     def _on_connected(self) -> None:
         """After every (re)connect: subscribe, then re-publish everything retained."""
         assert self._bus is not None
-        self._bus.subscribe(self.topics.subscriptions)
+        filters = self.topics.subscriptions
+        if self.settings.discovery.enabled:
+            filters = (*filters, self.settings.discovery.status_topic)
+        self._bus.subscribe(filters)
+        self._announce()
+        self._flush_pending()
+
+    def _announce(self) -> None:
+        """Discovery configs, availability and every retained state topic."""
+        if self.settings.discovery.enabled:
+            for config in discovery_configs(self.settings, self.topics):
+                self._publish(config.topic, json.dumps(config.payload), retain=True)
         self._publish(self.topics.availability, b"online", retain=True)
         self._flush_state(everything=True)
-        baseline = self._baselines.load() if self._baseline_info is not None else None
-        if baseline is not None:
-            self._publish(
-                self.topics.baseline_image, self._mqtt_jpeg(decode_jpeg(baseline[0])), retain=True
-            )
+        if self._runtime.last_change is not None:
+            self._publish(self.topics.last_change_state, self._runtime.last_change, retain=True)
+        if self._baseline_jpeg is not None:
+            self._publish(self.topics.baseline_image, self._baseline_jpeg, retain=True)
         if self._last_image is None:
             self._last_image = self._newest_event_image()
         if self._last_image is not None:
             self._publish(self.topics.events_image, self._last_image, retain=True)
-        self._flush_pending()
 
     def _newest_event_image(self) -> bytes | None:
         for event in self._events.recent(limit=1):
@@ -467,6 +484,14 @@ class Agent:
         return None
 
     def _on_message(self, message: Message) -> None:
+        if (
+            self.settings.discovery.enabled
+            and message.topic == self.settings.discovery.status_topic
+        ):
+            if message.payload.strip() == b"online":
+                log.info("Home Assistant is online: announcing again")
+                self._announce()
+            return
         name = self.topics.command_name(message.topic)
         if name is None:
             return
@@ -503,7 +528,7 @@ class Agent:
             reply(True, f"monitoring {on_off(command.on)}", {"monitoring": command.on})
         elif isinstance(command, SetThreshold):
             assert self._detector is not None
-            self._runtime = RuntimeState(self._runtime.monitoring, command.value)
+            self._runtime = replace(self._runtime, threshold=command.value)
             self._detector.threshold = command.value
             self._save_runtime()
             self._publish_state()
@@ -544,7 +569,7 @@ class Agent:
     def _set_monitoring(self, on: bool) -> None:
         if on == self._runtime.monitoring:
             return
-        self._runtime = RuntimeState(on, self._runtime.threshold)
+        self._runtime = replace(self._runtime, monitoring=on)
         if not on:
             self._score = None
             ended = self._tracker.close()

@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--count", type=int, help="exit after this many events")
     watch.add_argument("--seconds", type=float, help="exit after this many seconds")
     _add_common(watch)
+
+    remove = commands.add_parser(
+        "ha-remove",
+        help="remove this camera's device from Home Assistant (empty retained discovery configs)",
+    )
+    _add_common(remove)
     return parser
 
 
@@ -203,9 +209,15 @@ def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
-    from scene_agent.watch import watch  # noqa: PLC0415
+    from scene_agent.clients import watch  # noqa: PLC0415
 
     return watch(settings, count=args.count, seconds=args.seconds)
+
+
+def cmd_ha_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from scene_agent.clients import ha_remove  # noqa: PLC0415
+
+    return ha_remove(settings)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
@@ -214,6 +226,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "run": cmd_run,
     "healthcheck": cmd_healthcheck,
     "watch": cmd_watch,
+    "ha-remove": cmd_ha_remove,
 }
 
 

@@ -22,6 +22,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_SNAPSHOT_FRAMES = 50
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
+MIN_THRESHOLD = 0.1
 MAX_THRESHOLD = 65025.0
 _ON = {"on", "true", "1", "yes"}
 _OFF = {"off", "false", "0", "no"}
@@ -137,9 +138,9 @@ def _parse_threshold(text: str) -> SetThreshold:
         value = float(raw)
     except ValueError:
         raise CommandError(f"threshold must be a number, not {text!r:.40}") from None
-    if not math.isfinite(value) or not 0 < value <= MAX_THRESHOLD:
+    if not math.isfinite(value) or not MIN_THRESHOLD <= value <= MAX_THRESHOLD:
         raise CommandError(
-            f"threshold must be above 0 and at most {MAX_THRESHOLD:g}, not {raw!r:.40}"
+            f"threshold must be from {MIN_THRESHOLD:g} to {MAX_THRESHOLD:g}, not {raw!r:.40}"
         )
     return SetThreshold(value)
 

@@ -110,7 +110,7 @@ class MqttSettings(_Section):
 class DetectorSettings(_Section):
     monitoring: bool = Field(default=True, description="Monitoring on at first start.")
     threshold: float = Field(
-        default=12.0, gt=0, le=65025, description="MSE score at which a frame differs."
+        default=12.0, ge=0.1, le=65025, description="MSE score at which a frame differs."
     )
     min_frames: int = Field(default=3, ge=1, le=1000)
     event_gap_s: float = Field(default=5.0, ge=0, le=86400)
@@ -151,6 +151,15 @@ class StorageSettings(_Section):
     jpeg_quality: int = Field(default=85, ge=10, le=100)
 
 
+class DiscoverySettings(_Section):
+    enabled: bool = Field(default=True, description="Announce the camera to Home Assistant.")
+    status_topic: str = Field(
+        default="homeassistant/status",
+        pattern=r"^[^#+\s]+$",
+        description="Home Assistant's birth topic: 'online' there makes the agent re-announce.",
+    )
+
+
 class WebSettings(_Section):
     enabled: bool = False
     host: str = "127.0.0.1"
@@ -174,6 +183,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     detector: DetectorSettings = DetectorSettings()
     storage: StorageSettings = StorageSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
     web: WebSettings = WebSettings()
 
     @classmethod

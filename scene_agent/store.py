@@ -126,6 +126,7 @@ class RuntimeState:
 
     monitoring: bool
     threshold: float
+    last_change: str | None = None  # ISO-8601 time of the latest change start
 
 
 class RuntimeStore:
@@ -149,7 +150,11 @@ class RuntimeStore:
         return state
 
     def save(self, state: RuntimeState) -> None:
-        data = {"monitoring": state.monitoring, "threshold": state.threshold}
+        data = {
+            "monitoring": state.monitoring,
+            "threshold": state.threshold,
+            "last_change": state.last_change,
+        }
         atomic_write(self.path, json.dumps(data).encode())
 
 

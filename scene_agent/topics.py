@@ -56,6 +56,11 @@ class Topics:
         return self._t("threshold/state")
 
     @property
+    def last_change_state(self) -> str:
+        """Time of the latest change start (ISO-8601); only ever published with a time."""
+        return self._t("last_change/state")
+
+    @property
     def events(self) -> str:
         return self._t("events")
 
@@ -83,6 +88,9 @@ class Topics:
     def subscriptions(self) -> tuple[str, ...]:
         """Filters that catch every command topic, known or not (unknown ones get a reply)."""
         return (self._t("cmd/#"), self._t("+/set"))
+
+    def discovery_config(self, component: str, obj: str) -> str:
+        return f"{self.discovery_prefix}/{component}/{self.camera_id}/{obj}/config"
 
     def command_name(self, topic: str) -> str | None:
         """The command part of a topic under ``base`` (``cmd/list``), or None if outside."""

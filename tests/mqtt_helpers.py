@@ -254,28 +254,48 @@ class Recorder:
                     raise AssertionError(f"no reply to {suffix} within {timeout} s")
                 self._cond.wait(remaining)
 
-    def retained(self, port: int, suffix: str, timeout: float = 5) -> bytes | None:
-        """The retained payload of a topic, read by a fresh client."""
-        got: list[bytes] = []
-        done = threading.Event()
-        client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    def retained(self, port: int, suffix: str, timeout: float = 10) -> bytes | None:
+        """The retained payload of ``base/suffix`` as a new subscriber gets it, or None."""
+        return retained_messages(port, f"{self.base}/{suffix}", timeout).get(
+            f"{self.base}/{suffix}"
+        )
 
-        def on_connect(c: paho.Client, *_a: Any) -> None:
-            c.subscribe(f"{self.base}/{suffix}", qos=1)
 
-        def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-            if msg.retain:
-                got.append(bytes(msg.payload))
-                done.set()
+def retained_messages(port: int, topic_filter: str, timeout: float = 10) -> dict[str, bytes]:
+    """What a fresh subscriber to ``topic_filter`` receives as retained, topic -> payload.
 
-        client.on_connect = on_connect
-        client.on_message = on_message
-        client.connect("127.0.0.1", port)
-        client.loop_start()
-        done.wait(timeout)
+    A marker message is published after subscribing; the broker delivers it after the
+    retained messages, so its arrival means they have all been seen (no fixed wait).
+    """
+    got: dict[str, bytes] = {}
+    done = threading.Event()
+    marker = f"test-marker/{uuid.uuid4().hex}"
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+
+    def on_connect(c: paho.Client, *_a: Any) -> None:
+        c.subscribe([(topic_filter, 1), (marker, 1)])
+
+    def on_subscribe(c: paho.Client, *_a: Any) -> None:
+        c.publish(marker, b"", qos=1)
+
+    def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic == marker:
+            done.set()
+        elif msg.retain:
+            got[msg.topic] = bytes(msg.payload)
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise AssertionError(f"the broker did not answer a subscription to {topic_filter}")
+    finally:
         client.disconnect()
         client.loop_stop()
-        return got[-1] if got else None
+    return got
 
 
 class AgentProcess:

@@ -244,7 +244,7 @@ def test_commands_reply_and_change_state(rig: Rig) -> None:
     assert snap["ok"] is True and snap["frames"] == 3
     assert bus.on(t.baseline_image)[-1].retain
     bad = send("threshold/set", b"NaN")
-    assert bad["ok"] is False and "above 0" in bad["message"]
+    assert bad["ok"] is False and "from 0.1" in bad["message"]
     assert np.isclose(rig.agent.state().threshold, 42)
 
 

@@ -79,11 +79,12 @@ def test_accepted_forms(name: str, payload: bytes, expected: object) -> None:
         (topics.CMD_START, b"{oops", "malformed JSON"),
         (topics.MONITORING_SET, b"MAYBE", "ON or OFF"),
         (topics.MONITORING_SET, b"", "ON or OFF"),
-        (topics.THRESHOLD_SET, b"-1", "above 0"),
-        (topics.THRESHOLD_SET, b"0", "above 0"),
-        (topics.THRESHOLD_SET, b"NaN", "above 0"),
-        (topics.THRESHOLD_SET, b"inf", "above 0"),
-        (topics.THRESHOLD_SET, b"1e9", "at most 65025"),
+        (topics.THRESHOLD_SET, b"-1", "from 0.1 to 65025"),
+        (topics.THRESHOLD_SET, b"0", "from 0.1 to 65025"),
+        (topics.THRESHOLD_SET, b"0.05", "from 0.1 to 65025"),
+        (topics.THRESHOLD_SET, b"NaN", "from 0.1 to 65025"),
+        (topics.THRESHOLD_SET, b"inf", "from 0.1 to 65025"),
+        (topics.THRESHOLD_SET, b"1e9", "from 0.1 to 65025"),
         (topics.THRESHOLD_SET, b"abc", "must be a number"),
         (topics.THRESHOLD_SET, b"", "must be a number"),
         (topics.THRESHOLD_SET, b'{"value": [1]}', "must be a number"),
@@ -160,7 +161,7 @@ def test_fuzz_parser_only_ever_accepts_or_refuses(name: str, payload: bytes) -> 
     elif isinstance(command, ListEvents):
         assert 1 <= command.limit <= 100
     elif isinstance(command, SetThreshold):
-        assert 0 < command.value <= 65025
+        assert 0.1 <= command.value <= 65025
     elif isinstance(command, Delete):
         assert command.id is None or "/" not in command.id
         assert sum([command.all, command.id is not None, command.before is not None]) == 1

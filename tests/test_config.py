@@ -108,7 +108,7 @@ def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
         ({"cameras": {}}, "cameras", "unknown setting"),
         ({"camera": {"id": "Bad Id!"}}, "camera.id", "pattern"),
         ({"camera": {"fps": 0}}, "camera.fps", "greater than 0"),
-        ({"detector": {"threshold": -1}}, "detector.threshold", "greater than 0"),
+        ({"detector": {"threshold": -1}}, "detector.threshold", "greater than or equal to 0.1"),
         ({"detector": {"threshold": ".nan"}}, "detector.threshold", ""),
         ({"detector": {"blur": 4}}, "detector.blur", "must be odd"),
         ({"mqtt": {"protocol": "4"}}, "mqtt.protocol", "'3.1.1' or '5'"),

@@ -1,4 +1,4 @@
-"""``scene-agent watch``: a terminal subscriber that prints what an agent publishes."""
+"""Short-lived MQTT clients for the command line: ``watch`` and ``ha-remove``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from scene_agent.config import Settings
+from scene_agent.discovery import removal_topics
 from scene_agent.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,55 @@ def describe(topics: Topics, topic: str, payload: bytes) -> str | None:
     return f"{name}: {text[:300]}"
 
 
+def make_client(settings: Settings) -> paho.Client:
+    """A paho client with the agent's broker credentials and TLS settings."""
+    m = settings.mqtt
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    if m.username is not None:
+        client.username_pw_set(m.username, m.password.get_secret_value() if m.password else None)
+    if m.tls.enabled:
+        client.tls_set(
+            ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
+            certfile=str(m.tls.certfile) if m.tls.certfile else None,
+            keyfile=str(m.tls.keyfile) if m.tls.keyfile else None,
+        )
+        if m.tls.insecure:
+            client.tls_insecure_set(True)
+    return client
+
+
+def topics_for(settings: Settings) -> Topics:
+    m = settings.mqtt
+    return Topics(m.topic_prefix, settings.camera.id, m.discovery_prefix)
+
+
+def ha_remove(settings: Settings, timeout: float = 10.0) -> int:
+    """Publish empty retained discovery configs: Home Assistant removes the device."""
+    m = settings.mqtt
+    client = make_client(settings)
+    try:
+        client.connect(m.host, m.port, m.keepalive)
+    except OSError as exc:
+        print(f"scene-agent: error: cannot reach MQTT broker {m.host}:{m.port}: {exc}")
+        return 1
+    client.loop_start()
+    try:
+        infos = [
+            client.publish(topic, b"", qos=1, retain=True)
+            for topic in removal_topics(settings, topics_for(settings))
+        ]
+        for info in infos:
+            info.wait_for_publish(timeout)
+        print(f"removed {len(infos)} discovery config(s) for camera {settings.camera.id!r}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return 0
+
+
 def watch(settings: Settings, count: int | None = None, seconds: float | None = None) -> int:
     m = settings.mqtt
-    topics = Topics(m.topic_prefix, settings.camera.id, m.discovery_prefix)
+    topics = topics_for(settings)
     done = threading.Event()
     events_seen = 0
 
@@ -63,13 +110,7 @@ def watch(settings: Settings, count: int | None = None, seconds: float | None = 
             if count is not None and events_seen >= count:
                 done.set()
 
-    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-    if m.username is not None:
-        client.username_pw_set(m.username, m.password.get_secret_value() if m.password else None)
-    if m.tls.enabled:
-        client.tls_set(ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None)
-        if m.tls.insecure:
-            client.tls_insecure_set(True)
+    client = make_client(settings)
     client.on_connect = on_connect
     client.on_message = on_message
     client.connect_async(m.host, m.port, m.keepalive)
