@@ -131,6 +131,8 @@ class Agent:
         self._state_dirty = False
         self._runtime_dirty = False
         self._stored = 0  # events in the store, kept current by the agent thread
+        self._web: Any = None
+        self._state_snapshot: dict[str, Any] = {}
 
     def _mqtt_bus(self, inbox: Inbox, t: Topics) -> Bus:
         s = self.settings
@@ -184,11 +186,46 @@ class Agent:
             self._data_dir,
         )
         self._bus = self._bus_factory(self.inbox, self.topics)
+        self._snapshot_state()
         self._camera.start()
         self._bus.start()
+        if s.web.enabled:
+            self._start_web()
+
+    def _start_web(self) -> None:
+        from scene_agent.web import PreviewHub, WebContext, WebServer  # noqa: PLC0415
+
+        assert self._camera is not None
+        s = self.settings
+        hub = PreviewHub(
+            self._camera.latest, s.web.preview_fps, s.mqtt.image_quality, s.web.max_streams
+        )
+        context = WebContext(
+            settings=s,
+            topics=self.topics,
+            inbox=self.inbox,
+            hub=hub,
+            state=lambda: self._state_snapshot,
+            data_dir=self._data_dir,
+        )
+        web = WebServer(context)
+        try:
+            web.start()
+        except OSError as exc:
+            log.error(  # noqa: TRY400 - the reason is the message
+                "web page not started: cannot listen on %s:%d (%s)", s.web.host, s.web.port, exc
+            )
+            return
+        self._web = web
+
+    def _snapshot_state(self) -> None:
+        """Hand the current state to other threads (the web page) as an immutable copy."""
+        self._state_snapshot = self.state().as_json()
 
     def _shutdown(self) -> None:
         log.info("stopping")
+        if self._web is not None:
+            self._web.stop()
         if self._runtime_dirty:
             self._flush_runtime()
         if self._camera is not None:
@@ -228,6 +265,7 @@ class Agent:
             self._flush_runtime()
         if self._state_dirty:
             self._flush_state()
+        self._snapshot_state()
 
     def _wait(self, seconds: float) -> None:
         self.inbox.wakeup.wait(seconds)
@@ -498,7 +536,13 @@ class Agent:
         command_name = name[:80]
 
         def reply(ok: bool, text: str, extra: dict[str, Any]) -> None:
-            body = json.dumps(reply_payload(command_name, ok, text, **extra)).encode()
+            answer = reply_payload(command_name, ok, text, **extra)
+            if message.reply_to is not None:
+                try:
+                    message.reply_to(answer)
+                except Exception:
+                    log.debug("web reply could not be handed over", exc_info=True)
+            body = json.dumps(answer).encode()
             if message.response_topic:
                 self._publish(
                     message.response_topic, body, qos=1, correlation=message.correlation_data

@@ -162,8 +162,13 @@ class DiscoverySettings(_Section):
 
 class WebSettings(_Section):
     enabled: bool = False
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", min_length=1, description="Loopback unless changed.")
     port: int = Field(default=8080, ge=1, le=65535)
+    token: SecretStr | None = Field(
+        default=None, description="When set, required for everything but /healthz."
+    )
+    preview_fps: float = Field(default=5.0, gt=0, le=30, description="Live view frame rate.")
+    max_streams: int = Field(default=5, ge=1, le=100, description="Concurrent live views.")
 
 
 class Settings(BaseSettings):
@@ -264,6 +269,8 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     data: dict[str, Any] = settings.model_dump(mode="json")
     if settings.mqtt.password is not None:
         data["mqtt"]["password"] = "***"  # noqa: S105 - the mask itself, not a secret
+    if settings.web.token is not None:
+        data["web"]["token"] = "***"  # noqa: S105
     return data
 
 

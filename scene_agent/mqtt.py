@@ -13,6 +13,7 @@ import logging
 import queue
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,6 +40,8 @@ class Message:
     payload: bytes
     response_topic: str | None = None
     correlation_data: bytes | None = None
+    # Set for commands from the web page: it also gets the reply (MQTT gets it too).
+    reply_to: Callable[[dict[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
