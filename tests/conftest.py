@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -12,6 +12,7 @@ import pytest
 from scene_agent.config import DetectorSettings
 from scene_agent.demo import DemoScene, write_video
 from scene_agent.detector import Image
+from tests.mqtt_helpers import Broker
 
 
 def textured_scene(width: int = 640, height: int = 360, seed: int = 1) -> Image:
@@ -73,3 +74,12 @@ def scene_video(tmp_path: Path) -> Callable[..., tuple[Path, DemoScene]]:
         return write_video(tmp_path / name, scene), scene
 
     return make
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A Mosquitto of the test's own on a free loopback port."""
+    b = Broker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()

@@ -180,7 +180,7 @@ def test_connect_subscribes_and_publishes_all_retained_state(rig: Rig) -> None:
     bus.connect()
     t = rig.topics
     assert wait_for(lambda: bool(bus.on(t.availability)) and bool(bus.on(t.threshold_state)))
-    assert bus.subscribed[0] == (f"{t.base}/cmd/#", f"{t.base}/+/set")
+    assert bus.subscribed[0] == (f"{t.base}/cmd/#", f"{t.base}/+/set", "homeassistant/status")
     assert bus.on(t.availability)[0].payload == b"online"
     for topic in (t.availability, t.monitoring_state, t.change_state, t.camera_state, t.state):
         assert all(s.retain and s.qos == 1 for s in bus.on(topic)), topic

@@ -23,14 +23,6 @@ from tests.mqtt_helpers import AgentProcess, Broker, Recorder, wait_for
 PREFIX = "scene_agent"
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-
-
 def agent_env(
     broker: Broker, data: Path, camera_id: str, source: str, **extra: str
 ) -> dict[str, str]:

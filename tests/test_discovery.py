@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from scene_agent import __version__
 from scene_agent.config import Settings, load_settings
@@ -192,14 +189,6 @@ def test_custom_prefixes(tmp_path: Path) -> None:
 
 
 # --- against a real broker ------------------------------------------------------------
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
 
 
 def env(broker: Broker, tmp_path: Path, **extra: str) -> dict[str, str]:
