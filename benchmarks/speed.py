@@ -128,11 +128,16 @@ def throughput(path: Path, label: str) -> None:
 
 
 def child_peak_mb(call: str) -> float:
-    """Max RSS in MB of a fresh interpreter that imports the benchmark and runs ``call``."""
+    """Peak RSS in MB of a fresh interpreter that imports the benchmark and runs ``call``.
+
+    Read from VmHWM: getrusage's ru_maxrss survives exec on Linux, so a child would
+    report this (larger) parent's peak.
+    """
     code = (
-        "import resource, sys; from pathlib import Path; "
+        "from pathlib import Path; "
         "from benchmarks.speed import decode_only, replay_clip; "
-        f"{call}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        f"{call}; "
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT
