@@ -217,8 +217,10 @@ def create_app(ctx: WebContext) -> Flask:  # noqa: PLR0915 - one small function 
             given = header.removeprefix("Bearer ")
         query = request.args.get("token")
         if query is not None and hmac.compare_digest(query.encode(), token.encode()):
-            # Opened as ?token=...: keep it in a cookie and drop it from the address bar.
-            response = make_response(redirect(request.path))
+            if request.path != "/":
+                return None  # e.g. Home Assistant's MJPEG camera on /stream.mjpg?token=...
+            # The page opened as /?token=...: keep it in a cookie, drop it from the address.
+            response = make_response(redirect("/"))
             response.set_cookie(
                 TOKEN_COOKIE, query, httponly=True, samesite="Strict", max_age=365 * 86400
             )

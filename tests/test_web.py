@@ -181,6 +181,8 @@ def test_token_guards_everything_but_healthz(tmp_path: Path) -> None:
     assert login.status_code == 302 and login.headers["Location"] == "/"
     assert "HttpOnly" in login.headers["Set-Cookie"]
     assert client.get("/api/state").status_code == 200  # the cookie now
+    fresh, _ = make_client(settings, Inbox(), data)
+    assert fresh.get(f"/api/state?token={TOKEN}").status_code == 200  # no redirect for the API
 
 
 def test_live_stream_shares_one_encoder_and_caps_viewers(
