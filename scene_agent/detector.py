@@ -130,6 +130,7 @@ class Reference:
         self._quartiles = _quartiles(self._sample, self._sample_mask_u8)
         self._inlier_limit = float(settings.pixel_threshold)
         self._levels = np.arange(256, dtype=np.float64)
+        self._relit: tuple[tuple[float, float, float], Image] | None = None
         self._powers = np.stack([np.ones(256), self._levels / 255, (self._levels / 255) ** 2], 1)
 
     def relit(self, grey: Image) -> Image:
@@ -144,10 +145,23 @@ class Reference:
         limited to 0.5..2 at every level: a larger jump (lights off, a covered lens) is
         a change. The baseline is relit rather than the frame corrected, so highlights
         that a brighter frame clips are predicted clipped too.
+
+        While the frame's quartiles stay exactly where they were (a steady scene under
+        steady light: the common case), the previous frame's relit baseline is reused.
         """
         step = _SAMPLE_STEP
         frame_sample: npt.NDArray[np.uint8] = np.ascontiguousarray(grey[::step, ::step])
-        fq1, fq2, fq3 = _quartiles(frame_sample, self._sample_mask_u8)
+        quartiles = _quartiles(frame_sample, self._sample_mask_u8)
+        if self._relit is not None and self._relit[0] == quartiles:
+            return self._relit[1]
+        relit = self._relight(frame_sample, quartiles)
+        self._relit = (quartiles, relit)
+        return relit
+
+    def _relight(
+        self, frame_sample: npt.NDArray[np.uint8], quartiles: tuple[float, float, float]
+    ) -> Image:
+        fq1, fq2, fq3 = quartiles
         bq1, bq2, bq3 = self._quartiles
         gain = (fq3 - fq1) / (bq3 - bq1) if bq3 - bq1 >= 4 else 1.0
         gain = min(2.0, max(0.5, gain))
