@@ -93,9 +93,7 @@ class Agent:
         camera: Camera | None = None,
     ) -> None:
         self.settings = settings
-        self.topics = Topics(
-            settings.mqtt.topic_prefix, settings.camera.id, settings.mqtt.discovery_prefix
-        )
+        self.topics = Topics.for_settings(settings)
         self.inbox = Inbox()
         data_dir = settings.storage.data_dir
         self._data_dir = data_dir
@@ -265,7 +263,8 @@ class Agent:
             self._flush_runtime()
         if self._state_dirty:
             self._flush_state()
-        self._snapshot_state()
+        if self._web is not None:
+            self._snapshot_state()
 
     def _wait(self, seconds: float) -> None:
         self.inbox.wakeup.wait(seconds)

@@ -13,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from scene_agent.config import Settings
 from scene_agent.discovery import removal_topics
+from scene_agent.mqtt import apply_credentials
 from scene_agent.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -46,24 +47,9 @@ def describe(topics: Topics, topic: str, payload: bytes) -> str | None:
 
 def make_client(settings: Settings) -> paho.Client:
     """A paho client with the agent's broker credentials and TLS settings."""
-    m = settings.mqtt
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-    if m.username is not None:
-        client.username_pw_set(m.username, m.password.get_secret_value() if m.password else None)
-    if m.tls.enabled:
-        client.tls_set(
-            ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-            certfile=str(m.tls.certfile) if m.tls.certfile else None,
-            keyfile=str(m.tls.keyfile) if m.tls.keyfile else None,
-        )
-        if m.tls.insecure:
-            client.tls_insecure_set(True)
+    apply_credentials(client, settings.mqtt)
     return client
-
-
-def topics_for(settings: Settings) -> Topics:
-    m = settings.mqtt
-    return Topics(m.topic_prefix, settings.camera.id, m.discovery_prefix)
 
 
 def ha_remove(settings: Settings, timeout: float = 10.0) -> int:
@@ -79,7 +65,7 @@ def ha_remove(settings: Settings, timeout: float = 10.0) -> int:
     try:
         infos = [
             client.publish(topic, b"", qos=1, retain=True)
-            for topic in removal_topics(settings, topics_for(settings))
+            for topic in removal_topics(settings, Topics.for_settings(settings))
         ]
         for info in infos:
             info.wait_for_publish(timeout)
@@ -92,7 +78,7 @@ def ha_remove(settings: Settings, timeout: float = 10.0) -> int:
 
 def watch(settings: Settings, count: int | None = None, seconds: float | None = None) -> int:
     m = settings.mqtt
-    topics = topics_for(settings)
+    topics = Topics.for_settings(settings)
     done = threading.Event()
     events_seen = 0
 

@@ -116,6 +116,24 @@ class Bus(Protocol):
 # --- the paho implementation --------------------------------------------------------------
 
 
+def apply_credentials(client: paho.Client, settings: MqttSettings) -> None:
+    """Username, password and TLS from the settings, for the agent and one-shot clients."""
+    if settings.username is not None:
+        password = settings.password.get_secret_value() if settings.password else None
+        client.username_pw_set(settings.username, password)
+    if settings.tls.enabled:
+        tls = settings.tls
+        client.tls_set(
+            ca_certs=str(tls.ca_file) if tls.ca_file else None,  # None: system CAs
+            certfile=str(tls.certfile) if tls.certfile else None,
+            keyfile=str(tls.keyfile) if tls.keyfile else None,
+            cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED,
+        )
+        if tls.insecure:
+            log.warning("MQTT TLS certificate checks are OFF (mqtt.tls.insecure): testing only")
+            client.tls_insecure_set(True)
+
+
 class MqttBus:
     """A paho client configured from settings. Constructing it does no I/O."""
 
@@ -141,20 +159,7 @@ class MqttBus:
         )
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.will_set(will[0], will[1], qos=1, retain=True)
-        if settings.username is not None:
-            password = settings.password.get_secret_value() if settings.password else None
-            self._client.username_pw_set(settings.username, password)
-        if settings.tls.enabled:
-            tls = settings.tls
-            self._client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,  # None: system CAs
-                certfile=str(tls.certfile) if tls.certfile else None,
-                keyfile=str(tls.keyfile) if tls.keyfile else None,
-                cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED,
-            )
-            if tls.insecure:
-                log.warning("MQTT TLS certificate checks are OFF (mqtt.tls.insecure): testing only")
-                self._client.tls_insecure_set(True)
+        apply_credentials(self._client, settings)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message

@@ -6,6 +6,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scene_agent.config import Settings
 
 # Commands: the part of the topic below ``base``.
 CMD_SNAPSHOT = "cmd/snapshot"
@@ -23,6 +27,11 @@ class Topics:
     prefix: str
     camera_id: str
     discovery_prefix: str = "homeassistant"
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Topics:
+        m = settings.mqtt
+        return cls(m.topic_prefix, settings.camera.id, m.discovery_prefix)
 
     @property
     def base(self) -> str:

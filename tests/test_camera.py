@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,16 +21,7 @@ from scene_agent.camera import (
 )
 from scene_agent.demo import DemoScene
 from scene_agent.errors import SourceError
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    event = threading.Event()
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        event.wait(0.01)
-    return condition()
+from tests.mqtt_helpers import wait_for
 
 
 @pytest.mark.parametrize(
