@@ -151,7 +151,10 @@ class Agent:
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._events.open()
         self._stored = self._events.count()
-        self._detector = Detector(s.detector, load_mask(s.detector.mask))
+        # A baseline of one frame (or one restored from disk) learns the scene's normal
+        # variation from the next learn_s seconds of frames at the detection rate.
+        learn_frames = max(1, round(s.detector.learn_s * s.camera.fps))
+        self._detector = Detector(s.detector, load_mask(s.detector.mask), learn_frames=learn_frames)
         stored = self._runtime_store.load()
         if stored is not None:
             self._runtime = stored

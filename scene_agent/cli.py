@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 from tqdm import tqdm
 
 from scene_agent import __version__
@@ -22,6 +23,7 @@ from scene_agent.camera import parse_source, redact_url
 from scene_agent.config import Settings, dump_yaml, load_settings, masked_dump
 from scene_agent.errors import ConfigError, SceneAgentError, SourceError
 from scene_agent.imagefiles import load_mask, read_image
+from scene_agent.plot import plot_scores
 from scene_agent.replay import replay
 
 log = logging.getLogger("scene_agent")
@@ -68,12 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="frame index of the baseline (default 0) or an image file",
     )
     rp.add_argument(
-        "--baseline-frames", type=int, default=1, help="median of N frames from --baseline"
+        "--baseline-frames",
+        type=int,
+        help="learn the reference from N frames from --baseline (default: detector.learn_s "
+        "seconds of frames; 1 = that frame alone, its normal variation learned from the "
+        "frames after it)",
     )
     rp.add_argument("--fps", type=float, help="video rate when the source does not say")
     rp.add_argument("--json", dest="json_out", help="write the result as JSON here ('-': stdout)")
     rp.add_argument("--scores", action="store_true", help="add per-frame scores to the JSON")
     rp.add_argument("--out", type=Path, help="write labelled first and peak frames here")
+    rp.add_argument("--plot", type=Path, help="draw the score over time into this PNG")
     _add_common(rp)
     _add_detector_flags(rp)
 
@@ -129,7 +136,7 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    if args.baseline_frames < 1:
+    if args.baseline_frames is not None and args.baseline_frames < 1:
         raise ConfigError("--baseline-frames must be at least 1")
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise ConfigError("--fps must be above 0 and at most 1000")
@@ -160,7 +167,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             mask=mask,
             out_dir=args.out,
             jpeg_quality=settings.storage.jpeg_quality,
-            keep_scores=args.scores,
+            keep_scores=args.scores or args.plot is not None,
             progress=progress,
         )
     finally:
@@ -171,6 +178,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.write(text)
         else:
             Path(args.json_out).write_text(text, encoding="utf-8")
+    if args.plot is not None:
+        picture = plot_scores(
+            result.scores, result.threshold, result.events, result.tamper, result.fps
+        )
+        if not cv2.imwrite(str(args.plot), picture):
+            raise ConfigError(f"--plot: cannot write a PNG to {args.plot}")
     for event in result.events:
         end = "open" if event["end_frame"] is None else f"{event['end_frame']}"
         print(

@@ -110,15 +110,38 @@ class MqttSettings(_Section):
 class DetectorSettings(_Section):
     monitoring: bool = Field(default=True, description="Monitoring on at first start.")
     threshold: float = Field(
-        default=12.0, ge=0.1, le=65025, description="MSE score at which a frame differs."
+        default=10.0,
+        ge=0.1,
+        le=65025,
+        description="Score (MSE beyond the scene's normal variation) at which a frame differs.",
     )
     min_frames: int = Field(default=3, ge=1, le=1000)
     event_gap_s: float = Field(default=5.0, ge=0, le=86400)
     width: int = Field(default=320, ge=32, le=1920, description="Working width in pixels.")
     blur: int = Field(default=5, ge=1, le=31, description="Gaussian kernel size (odd).")
-    pixel_threshold: int = Field(default=25, ge=1, le=255)
+    pixel_threshold: int = Field(
+        default=15,
+        ge=1,
+        le=255,
+        description="Grey levels beyond the normal variation for a pixel to count as changed.",
+    )
+    noise_floor: float = Field(
+        default=4.0, ge=0, le=255, description="Grey levels of tolerance every pixel gets."
+    )
+    learn_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=600,
+        description="Seconds of frames a baseline learns the scene's normal variation from.",
+    )
+    tamper_s: float = Field(
+        default=1.0, ge=0, le=600, description="Seconds of tamper before it is reported."
+    )
+    tamper_clear_s: float = Field(
+        default=2.0, ge=0, le=600, description="Seconds without tamper before it ends."
+    )
     min_area: float = Field(
-        default=0.001, ge=0, le=1, description="Minimum changed fraction for a frame to differ."
+        default=0.002, ge=0, le=1, description="Minimum changed fraction for a frame to differ."
     )
     lighting_guard: bool = True
     auto_baseline: bool = Field(
@@ -135,7 +158,7 @@ class DetectorSettings(_Section):
             raise ValueError("must be odd")
         return value
 
-    @field_validator("threshold", "event_gap_s", "min_area")
+    @field_validator("threshold", "event_gap_s", "min_area", "noise_floor", "learn_s")
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):

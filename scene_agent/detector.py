@@ -1,46 +1,87 @@
-"""The change detector: scores a frame against the user's baseline.
+"""The change detector: scores a frame against the reference model of the scene.
 
 Pure core: numpy and OpenCV image maths only; no camera, no files, no MQTT.
 
 Per frame:
-1. *Preprocess* to a small blurred grey image (``width`` pixels wide, Gaussian ``blur``):
-   averaging down from full size removes most sensor noise and JPEG block artefacts,
-   and makes the cost independent of the camera's resolution.
-2. *Lighting guard* (optional, on by default): the baseline is "relit" with a gain and
-   offset fitted robustly to the frame (see ``Reference.relit``). That cancels a global
-   change of brightness or contrast between 0.5x and 2x (auto-exposure, camera gain, a
-   cloud dimming the whole scene evenly), sudden or slow. It does not cancel *local*
-   lighting (a lamp lighting half the room, a sun patch, moving shadows), a strongly
-   non-linear tone change, or an infrared day/night switch, which changes the texture
-   itself: those are reported as changes.
-3. ``score`` = MSE between the two working images over the watched pixels (0..65025).
-   ``changed_fraction`` = share of watched pixels whose difference exceeds
-   ``pixel_threshold`` after despeckling; ``boxes`` = their regions, full-frame pixels.
-4. A frame *differs* when ``score >= threshold`` and ``changed_fraction >= min_area``.
+1. *Preprocess* to a small blurred grey working image (``imaging.preprocess``), and
+   tell the camera mode (colour, or grey: infrared at night) from its colourfulness.
+   The reference of that mode is used (one per mode, ``reference.SceneModel``).
+2. *Align* it to the reference (``alignment``: affine, sub-pixel): camera shake.
+3. *Lighting*: bring it back to the reference's exposure with a fitted tone curve
+   (``lighting``): global exposure and gain changes, slow or sudden, are absorbed, and
+   the score does not grow with the gain.
+4. ``score`` = the MSE of what remains beyond the scene's normal variation: per pixel,
+   the distance from the reference's spatial envelope (its 3x3 minimum and maximum:
+   sub-pixel shifts and small sway) less the learned tolerance (foliage, water, flicker,
+   noise) and a noise floor, squared and averaged over the watched pixels. Quiet frames
+   score near 0 in every scene. ``mse`` is the raw MSE against the median (the seed's
+   measure on the working image). ``changed_fraction`` = share of watched pixels more
+   than ``pixel_threshold`` beyond the tolerance after despeckling; ``boxes`` their
+   regions in full-frame pixels.
+5. *Tamper* (``tamper``): a covered, blinded or defocused lens, or a moved camera,
+   is reported as such and never makes the frame differ.
+6. A frame *differs* when ``score >= threshold`` and ``changed_fraction >= min_area``.
 
-The baseline's working image and histogram are computed once, when it is set.
+A reference taken from one image learns its tolerance from the first ``learn_frames``
+frames it sees; a mode with no reference yet gets one learned the same way (when
+``auto_learn``). Frames seen while learning are reported with ``learning`` set and
+never differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 from cv2.typing import MatLike
 
+from scene_agent.alignment import Aligner
 from scene_agent.config import DetectorSettings
+from scene_agent.imaging import (
+    Image,
+    ModeTracker,
+    chroma,
+    median_frame,
+    preprocess,
+    to_grey,
+    working_size,
+)
+from scene_agent.lighting import IDENTITY, ToneCurve
+from scene_agent.reference import (
+    SceneModel,
+    learn_model,
+    learn_tolerance,
+    model_from_image,
+    settle,
+)
+from scene_agent.tamper import frame_tamper
 
-Image = MatLike  # numpy arrays as OpenCV takes and returns them (uint8 frames)
+__all__ = [
+    "Box",
+    "Detection",
+    "Detector",
+    "Image",
+    "ModelLearner",
+    "median_frame",
+    "preprocess",
+    "to_grey",
+    "working_size",
+]
+
 Box = tuple[int, int, int, int]
 
 # Regions smaller than this (in working-image pixels, after despeckling) are not boxed.
 _MIN_BOX_PIXELS = 6
-_SAMPLE_STEP = 3  # the lighting guard fits its tone curve to one pixel in 3x3
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 _MERGE_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+_CLIPPED_HIGH = 250
+_CLIPPED_LOW = 5
+_MOVED_CHANGED = 0.5
+_MID_GREY = 100.0
+_MAX_EXPOSURE_SCALE = 4.0  # share of the view that must differ for a failed warp to be a move
+_STABLE_TOLERANCE = 12.0  # pixels that vary less than this are what alignment uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,216 +92,221 @@ class Detection:
     changed_fraction: float
     boxes: tuple[Box, ...]
     differs: bool
+    mse: float = 0.0
+    tamper: str | None = None  # this frame's tamper reason (see ``tamper``), if any
+    learning: bool = False  # the reference is still being learned: nothing decided
+    mode: str = "colour"
 
 
-def working_size(frame_shape: Sequence[int], width: int) -> tuple[int, int]:
-    """(width, height) of the working image for a frame; never upscales."""
-    height, frame_width = int(frame_shape[0]), int(frame_shape[1])
-    if frame_width <= width:
-        return frame_width, height
-    return width, max(1, round(height * width / frame_width))
+class _Prepared:
+    """A scene model with what scoring needs precomputed once."""
 
-
-def to_grey(frame: Image) -> Image:
-    if frame.ndim == 2:
-        return frame
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-
-
-def preprocess(frame: Image, size: tuple[int, int], blur: int) -> Image:
-    """Grey, low-pass filtered down to ``size``, Gaussian-blurred.
-
-    Every source pixel is averaged in (that is what keeps sensor noise and JPEG blocks
-    out of the score), in the cheapest order measured at 1080p: an exact 2x area
-    resize of the colour frame (OpenCV's fast path), grey conversion at a quarter of the
-    pixels, ``pyrDown`` halvings while still at least twice the target, then a bilinear
-    step of less than two (the image is low-passed already and the blur follows).
-    """
-    height, width = frame.shape[:2]
-    if width >= 2 * size[0] and height >= 2 * size[1]:
-        frame = cv2.resize(frame, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-    grey = to_grey(frame)
-    while grey.shape[1] // 2 >= size[0] and grey.shape[0] // 2 >= size[1]:
-        grey = cv2.pyrDown(grey)
-    if (grey.shape[1], grey.shape[0]) != size:
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_LINEAR)
-    if blur > 1:
-        grey = cv2.GaussianBlur(grey, (blur, blur), 0)
-    return grey
-
-
-def _quartiles(image: Image, mask: Image | None) -> tuple[float, float, float]:
-    """Lower quartile, median and upper quartile of the grey levels, from a histogram."""
-    hist = cv2.calcHist([image], [0], mask, [256], [0, 256]).ravel()
-    cdf = np.cumsum(hist)
-    q1, q2, q3 = np.searchsorted(cdf, cdf[-1] * np.array([0.25, 0.5, 0.75]))
-    return float(q1), float(q2), float(q3)
-
-
-class Reference:
-    """A preprocessed baseline, ready to compare frames against."""
-
-    def __init__(self, image: Image, settings: DetectorSettings, mask: Image | None = None) -> None:
-        self.frame_shape: tuple[int, ...] = image.shape
-        self.size = working_size(image.shape, settings.width)
-        self.grey = preprocess(image, self.size, settings.blur)
+    def __init__(self, model: SceneModel, settings: DetectorSettings, mask: Image | None) -> None:
+        self.model = model
+        median = model.median
         if mask is not None:
-            resized = cv2.resize(mask, self.size, interpolation=cv2.INTER_NEAREST)
+            resized = cv2.resize(mask, model.size, interpolation=cv2.INTER_NEAREST)
             self.mask: Image | None = np.where(resized > 0, 255, 0).astype(np.uint8)
             self.watched = int(cv2.countNonZero(self.mask))
         else:
             self.mask = None
-            self.watched = self.size[0] * self.size[1]
+            self.watched = model.size[0] * model.size[1]
         if self.watched == 0:
             raise ValueError("the detector mask leaves no pixel to watch")
-        # The tone curve has three parameters: one pixel in 3x3 is plenty to fit it.
-        step = _SAMPLE_STEP
-        self._sample: npt.NDArray[np.uint8] = np.ascontiguousarray(self.grey[::step, ::step])
-        self._sample_mask_u8 = (
-            None if self.mask is None else np.ascontiguousarray(self.mask[::step, ::step])
+        stable: Image | None = None
+        if model.tolerance is not None:
+            stable = np.where(model.tolerance < _STABLE_TOLERANCE, 255, 0).astype(np.uint8)
+            if self.mask is not None:
+                stable = cv2.bitwise_and(stable, self.mask)
+        self.aligner = Aligner(median, stable)
+        self.curve = ToneCurve(median, self.mask, agree_within=float(settings.pixel_threshold))
+        self.lighting = settings.lighting_guard
+        self.low = cv2.erode(median, _KERNEL).astype(np.float32)
+        self.high = cv2.dilate(median, _KERNEL).astype(np.float32)
+        tolerance = np.full(median.shape, float(settings.noise_floor), np.float32)
+        if model.tolerance is not None:
+            tolerance += model.tolerance
+        self.tolerance = tolerance
+        # Residuals are in the reference's grey levels; a dark reference (a dim scene,
+        # an exposure that was still climbing) would make every change small, so they
+        # are scaled to a mid-grey exposure: a change scores alike in any light.
+        self.exposure_scale = min(
+            _MAX_EXPOSURE_SCALE, max(1.0, _MID_GREY / max(1.0, float(np.mean(median))))
         )
-        self._sample_mask = None if self._sample_mask_u8 is None else self._sample_mask_u8 > 0
-        self._sample_watched = (
-            self._sample.size if self._sample_mask is None else int(self._sample_mask.sum())
-        )
-        if self._sample_watched == 0:
-            raise ValueError("the detector mask leaves too few pixels to watch")
-        self._quartiles = _quartiles(self._sample, self._sample_mask_u8)
-        self._inlier_limit = float(settings.pixel_threshold)
-        self._levels = np.arange(256, dtype=np.float64)
-        self._relit: tuple[tuple[float, float, float], Image] | None = None
-        self._powers = np.stack([np.ones(256), self._levels / 255, (self._levels / 255) ** 2], 1)
-
-    def relit(self, grey: Image) -> Image:
-        """The baseline as it would look under the frame's global lighting.
-
-        A first gain and offset (frame ~= gain * baseline + offset) come from the
-        quartiles of both images, which an object covering less than a quarter of the
-        scene barely moves. Then a smooth tone curve (quadratic in the baseline's grey
-        level, which also follows the soft knee that colour channels clipping at 255
-        put into grey) is fitted by least squares to the pixels that agree with that
-        first estimate, so that a changed region does not pull the fit. The slope is
-        limited to 0.5..2 at every level: a larger jump (lights off, a covered lens) is
-        a change. The baseline is relit rather than the frame corrected, so highlights
-        that a brighter frame clips are predicted clipped too.
-
-        While the frame's quartiles stay exactly where they were (a steady scene under
-        steady light: the common case), the previous frame's relit baseline is reused.
-        """
-        step = _SAMPLE_STEP
-        frame_sample: npt.NDArray[np.uint8] = np.ascontiguousarray(grey[::step, ::step])
-        quartiles = _quartiles(frame_sample, self._sample_mask_u8)
-        if self._relit is not None and self._relit[0] == quartiles:
-            return self._relit[1]
-        relit = self._relight(frame_sample, quartiles)
-        self._relit = (quartiles, relit)
-        return relit
-
-    def _relight(
-        self, frame_sample: npt.NDArray[np.uint8], quartiles: tuple[float, float, float]
-    ) -> Image:
-        fq1, fq2, fq3 = quartiles
-        bq1, bq2, bq3 = self._quartiles
-        gain = (fq3 - fq1) / (bq3 - bq1) if bq3 - bq1 >= 4 else 1.0
-        gain = min(2.0, max(0.5, gain))
-        frame_f = frame_sample.astype(np.float32)
-        first_guess = cv2.convertScaleAbs(self._sample, alpha=gain, beta=fq2 - gain * bq2)
-        agree = cv2.absdiff(frame_sample, first_guess) < self._inlier_limit
-        agree &= (frame_sample > 2) & (frame_sample < 253)  # clipped pixels tell nothing
-        if self._sample_mask is not None:
-            agree &= self._sample_mask
-        curve = None
-        if int(np.count_nonzero(agree)) >= 0.25 * self._sample_watched:
-            curve = self._fit_curve(self._sample[agree], frame_f[agree])
-        if curve is None:
-            return cv2.convertScaleAbs(self.grey, alpha=gain, beta=fq2 - gain * bq2)
-        return cv2.LUT(self.grey, curve)
-
-    def _fit_curve(
-        self, base: npt.NDArray[np.uint8], frame: npt.NDArray[np.float32]
-    ) -> npt.NDArray[np.uint8] | None:
-        """Least-squares tone curve (frame level as a function of baseline level) as a LUT.
-
-        Pixels are summed per baseline grey level first, so the fit solves a 3x3 system
-        whatever the image size; the result equals the per-pixel least-squares fit.
-        """
-        counts = np.bincount(base, minlength=256).astype(np.float64)
-        seen = np.flatnonzero(counts)
-        if seen.size < 8:
-            return None
-        sums = np.bincount(base, weights=frame, minlength=256)
-        ends = np.array([seen[0], seen[-1]], dtype=np.float64) / 255
-        for degree in (2, 1):
-            powers = self._powers[:, : degree + 1]
-            normal = (powers * counts[:, None]).T @ powers
-            try:
-                coeffs = np.linalg.solve(normal, powers.T @ sums)
-            except np.linalg.LinAlgError:
-                return None
-            # Slope in grey levels per level; linear in the level, so its extremes over
-            # the levels the baseline has are at the ends. A lighting change keeps it
-            # between 0.5 and 2; otherwise try the straight line, then give up rather
-            # than bend the baseline into the change.
-            slope = coeffs[1] + (2 * coeffs[2] * ends if degree == 2 else 0.0)
-            slope = np.atleast_1d(slope) / 255
-            if slope.min() >= 0.5 and slope.max() <= 2.0:
-                lut: npt.NDArray[np.uint8] = np.clip(powers @ coeffs + 0.5, 0, 255).astype(np.uint8)
-                return lut
-        return None
 
 
-def median_frame(frames: Sequence[Image]) -> Image:
-    """Per-pixel median of frames of one size: passers-by don't end up in the reference."""
-    if not frames:
-        raise ValueError("no frames to take a baseline from")
-    if len(frames) == 1:
-        return frames[0].copy()
-    shapes = {f.shape for f in frames}
-    if len(shapes) != 1:
-        raise ValueError(f"baseline frames differ in size: {sorted(shapes)}")
-    median: Image = np.median(np.stack(frames), axis=0).astype(np.uint8)
-    return median
+@dataclass
+class _Learner:
+    """Working images collected to learn a reference (or its tolerance) from."""
+
+    mode: str
+    frames: int
+    greys: list[Image] = field(default_factory=list)
 
 
 class Detector:
-    """Scores frames against one reference. Owned by one thread; not thread-safe."""
+    """Scores frames against the reference of their camera mode. One owner thread."""
 
-    def __init__(self, settings: DetectorSettings, mask: Image | None = None) -> None:
+    def __init__(
+        self,
+        settings: DetectorSettings,
+        mask: Image | None = None,
+        *,
+        learn_frames: int = 0,
+        auto_learn: bool = True,
+    ) -> None:
         self._settings = settings
         self._mask = mask
         self.threshold = settings.threshold
-        self._reference: Reference | None = None
+        self.learn_frames = learn_frames
+        self.auto_learn = auto_learn
+        self._references: dict[str, _Prepared] = {}
+        self._modes = ModeTracker()
+        self._learner: _Learner | None = None
+        self._frame_shape: tuple[int, ...] | None = None
+        self.learned: list[SceneModel] = []  # models learned since the owner last took them
+
+    # --- references -----------------------------------------------------------------
 
     @property
     def has_baseline(self) -> bool:
-        return self._reference is not None
+        return bool(self._references)
 
-    def set_baseline(self, image: Image) -> None:
-        self._reference = Reference(image, self._settings, self._mask)
+    @property
+    def models(self) -> dict[str, SceneModel]:
+        return {mode: ref.model for mode, ref in self._references.items()}
+
+    @property
+    def mode(self) -> str | None:
+        return self._modes.mode
+
+    def size_for(self, frame_shape: Sequence[int]) -> tuple[int, int]:
+        return working_size(frame_shape, self._settings.width)
+
+    def working(self, frame: Image) -> Image:
+        """The frame's working image (what models are learned from)."""
+        return preprocess(frame, self.size_for(frame.shape), self._settings.blur)
+
+    def learner(self) -> ModelLearner:
+        """Collects frames for a new reference model (``ModelLearner.finish``)."""
+        return ModelLearner(self)
+
+    def model_of(self, frames: Iterable[Image]) -> SceneModel:
+        """A reference model learned from full frames of one size (not set)."""
+        learner = self.learner()
+        for frame in frames:
+            learner.add(frame)
+        return learner.finish()
+
+    def set_baseline(self, image: Image) -> SceneModel:
+        """One image as the reference of its mode; its tolerance is learned later."""
+        model = model_from_image(self.working(image), _mode_of([image]))
+        self.set_model(model)
+        return model
+
+    def set_model(self, model: SceneModel, *, replace_all: bool = True) -> None:
+        """Use ``model`` for its mode. A new baseline replaces every mode's reference
+        unless ``replace_all`` is false (restoring the stored models of several modes)."""
+        if replace_all:
+            self._references.clear()
+        self._references[model.mode] = _Prepared(model, self._settings, self._mask)
+        self._learner = None
+
+    def learn_tolerance(self, frames: Iterable[Image]) -> SceneModel | None:
+        """Learns the current reference's tolerance from these full frames, at once."""
+        learner = self.learner()
+        for frame in frames:
+            learner.add(frame)
+        if len(learner.greys) < 2 or not self._references:
+            return None
+        mode = learner.mode
+        ref = self._references.get(mode) or next(iter(self._references.values()))
+        if ref.model.size != learner.greys[0].shape[::-1]:
+            return None
+        return self._finish_tolerance(ref, learner.greys)
 
     def clear_baseline(self) -> None:
-        self._reference = None
+        self._references.clear()
+        self._learner = None
+
+    # --- per frame ------------------------------------------------------------------
 
     def detect(self, frame: Image) -> Detection:
-        ref = self._reference
-        if ref is None:
+        if not self._references:
             raise RuntimeError("no baseline set")
-        s = self._settings
-        grey = preprocess(frame, ref.size, s.blur)
-        expected = ref.relit(grey) if s.lighting_guard else ref.grey
-        score = float(cv2.norm(grey, expected, cv2.NORM_L2SQR, ref.mask)) / ref.watched
+        mode = self._modes.update(chroma(frame))
+        ref = self._references.get(mode)
+        if ref is None and not self.auto_learn:
+            ref = next(iter(self._references.values()))
+        if ref is None:
+            return self._learn(mode, frame, None)
+        if ref.model.size != self.size_for(frame.shape):
+            # The camera's resolution changed: the model follows at the new size.
+            ref = _Prepared(
+                ref.model.resized(self.size_for(frame.shape)), self._settings, self._mask
+            )
+            self._references[ref.model.mode] = ref
+        if ref.model.tolerance is None and self.learn_frames > 1:
+            return self._learn(ref.model.mode, frame, ref)
+        return self._score(self.working(frame), ref, frame.shape, mode)
 
-        diff = cv2.absdiff(grey, expected)
-        _, changed = cv2.threshold(diff, s.pixel_threshold, 255, cv2.THRESH_BINARY)
-        if ref.mask is not None:
-            changed = cv2.bitwise_and(changed, ref.mask)
-        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _KERNEL)
-        changed_fraction = cv2.countNonZero(changed) / ref.watched
-        boxes = self._boxes(changed, frame.shape, ref.size) if changed_fraction > 0 else ()
-        differs = score >= self.threshold and changed_fraction >= s.min_area
-        return Detection(score, changed_fraction, boxes, differs)
+    def _learn(self, mode: str, frame: Image, ref: _Prepared | None) -> Detection:
+        frames = max(self.learn_frames, 1)
+        if self._learner is None or self._learner.mode != mode:
+            self._learner = _Learner(mode, frames)
+        learner = self._learner
+        learner.greys.append(self.working(frame))
+        if len(learner.greys) >= learner.frames:
+            self._learner = None
+            if ref is None:
+                model = learn_model(learner.greys, mode, self.watch_mask(learner.greys[0].shape))
+                self._references[mode] = _Prepared(model, self._settings, self._mask)
+                self.learned.append(model)
+            else:
+                self._finish_tolerance(ref, learner.greys)
+        return Detection(0.0, 0.0, (), differs=False, learning=True, mode=mode)
+
+    def _finish_tolerance(self, ref: _Prepared, greys: list[Image]) -> SceneModel:
+        # Temporal variation around the frames' own median: a lasting change that is
+        # already in view teaches the model nothing.
+        settled = settle(greys, ref.model.median, ref.mask)
+        model = ref.model.with_tolerance(
+            learn_tolerance(settled, median_frame(settled)), len(greys)
+        )
+        self._references[model.mode] = _Prepared(model, self._settings, self._mask)
+        self.learned.append(model)
+        return model
+
+    def watch_mask(self, shape: Sequence[int]) -> Image | None:
+        if self._mask is None:
+            return None
+        size = (int(shape[1]), int(shape[0]))
+        return cv2.resize(self._mask, size, interpolation=cv2.INTER_NEAREST)
+
+    def _score(
+        self, grey: Image, ref: _Prepared, frame_shape: Sequence[int], mode: str
+    ) -> Detection:
+        s = self._settings
+        model = ref.model
+        mse = float(cv2.norm(grey, model.median, cv2.NORM_L2SQR, ref.mask)) / ref.watched
+        alignment = ref.aligner.align(grey)
+        valid, watched, aligned = ref.mask, ref.watched, grey
+        if alignment.warp is not None:
+            aligned, covered = ref.aligner.apply(grey, alignment.warp)
+            valid = covered if ref.mask is None else cv2.bitwise_and(covered, ref.mask)
+            watched = max(1, int(cv2.countNonZero(valid)))
+        # A frame that seems beyond the shake limits is compared as it is: things moving
+        # in front of a steady camera can fool the warp, and then this comparison is
+        # fine; a camera that really moved fails it too (the view no longer matches).
+        residual = _residual(aligned, ref)
+        score = float(cv2.norm(residual, cv2.NORM_L2SQR, valid)) / watched
+        changed = _changed(residual, s.pixel_threshold, valid)
+        changed_fraction = cv2.countNonZero(changed) / watched
+        boxes = self._boxes(changed, frame_shape, model.size) if changed_fraction > 0 else ()
+        moved = alignment.moved and changed_fraction >= _MOVED_CHANGED
+        tamper = frame_tamper(grey, model, moved=moved, changed_fraction=changed_fraction)
+        differs = tamper is None and score >= self.threshold and changed_fraction >= s.min_area
+        return Detection(score, changed_fraction, boxes, differs, mse, tamper, False, mode)
 
     @staticmethod
     def _boxes(
@@ -283,3 +329,68 @@ class Detector:
             boxes.append((x0, y0, x1 - x0, y1 - y0))
         boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
         return tuple(boxes)
+
+
+def _residual(aligned: Image, ref: _Prepared) -> MatLike:
+    """Grey levels beyond the reference's envelope and tolerance, in reference units."""
+    inverse = ref.curve.fit(aligned)[1] if ref.lighting else IDENTITY
+    level = cv2.LUT(aligned, inverse)
+    over = cv2.subtract(level, ref.high)
+    under = cv2.subtract(ref.low, level)
+    # A clipped frame pixel only says "at least" (or "at most") that bright.
+    lowest, highest, _, _ = cv2.minMaxLoc(aligned)
+    if highest >= _CLIPPED_HIGH:
+        under[aligned >= _CLIPPED_HIGH] = 0
+    if lowest <= _CLIPPED_LOW:
+        over[aligned <= _CLIPPED_LOW] = 0
+    beyond = cv2.subtract(cv2.max(over, under), ref.tolerance)
+    _, residual = cv2.threshold(beyond, 0, 0, cv2.THRESH_TOZERO)
+    if ref.exposure_scale != 1.0:
+        residual = residual * np.float32(ref.exposure_scale)
+    return residual
+
+
+def _changed(residual: MatLike, pixel_threshold: float, valid: Image | None) -> Image:
+    _, changed = cv2.threshold(residual, pixel_threshold, 255, cv2.THRESH_BINARY)
+    changed = changed.astype(np.uint8)
+    if valid is not None:
+        changed = cv2.bitwise_and(changed, valid)
+    result: Image = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _KERNEL)
+    return result
+
+
+def _mode_of(frames: Sequence[Image]) -> str:
+    return _mode_of_chroma([chroma(f) for f in frames])
+
+
+def _mode_of_chroma(values: Sequence[float]) -> str:
+    return ModeTracker(frames=1).update(float(np.median(values)) if values else 0.0)
+
+
+class ModelLearner:
+    """Working images (and colourfulness) of the frames a model is learned from.
+
+    Keeps only the small working images, so a window of 1080p frames costs a few MB.
+    """
+
+    def __init__(self, detector: Detector) -> None:
+        self._detector = detector
+        self.greys: list[Image] = []
+        self._chroma: list[float] = []
+
+    def add(self, frame: Image) -> None:
+        grey = self._detector.working(frame)
+        if self.greys and grey.shape != self.greys[0].shape:
+            raise ValueError("the frames differ in size")
+        self.greys.append(grey)
+        self._chroma.append(chroma(frame))
+
+    @property
+    def mode(self) -> str:
+        return _mode_of_chroma(self._chroma)
+
+    def finish(self) -> SceneModel:
+        if not self.greys:
+            raise ValueError("no frames to learn the scene from")
+        mask = self._detector.watch_mask(self.greys[0].shape)
+        return learn_model(self.greys, self.mode, mask)

@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +18,12 @@ from typing import Any
 
 from scene_agent.camera import FrameReader, Source, open_source
 from scene_agent.config import DetectorSettings
-from scene_agent.detector import Detector, Image, median_frame
+from scene_agent.detector import Detector, Image
 from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
 from scene_agent.errors import SourceError
 from scene_agent.labels import encode_jpeg, label_frame
+from scene_agent.reference import SceneModel
+from scene_agent.tamper import TamperEnded, TamperStarted, TamperTracker
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class ReplayResult:
     events: list[dict[str, Any]]
     scores: list[float] = field(default_factory=list)
     differs: list[bool] = field(default_factory=list)
+    mse: list[float] = field(default_factory=list)
+    tamper: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_json(self, with_scores: bool) -> dict[str, Any]:
@@ -44,44 +48,112 @@ class ReplayResult:
             "fps": self.fps,
             "threshold": self.threshold,
             "events": self.events,
+            "tamper": self.tamper,
         }
         if with_scores:
             data["scores"] = [round(s, 3) for s in self.scores]
             data["differs"] = self.differs
+            data["mse"] = [round(m, 3) for m in self.mse]
         return data
 
     def summary(self) -> str:
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
         still_open = sum(1 for e in self.events if e["end_frame"] is None)
         open_note = f" ({still_open} still open at the end)" if still_open else ""
-        return (
+        tamper_note = f", {len(self.tamper)} tamper span(s)" if self.tamper else ""
+        line = (
             f"{self.frames} frames in {self.seconds:.1f} s ({rate:.0f} frames/s): "
-            f"{len(self.events)} episode(s){open_note} at threshold {self.threshold:g}"
+            f"{len(self.events)} episode(s){open_note}{tamper_note} at threshold {self.threshold:g}"
+        )
+        advice = self.threshold_advice()
+        return f"{line}\n{advice}" if advice else line
+
+    def threshold_advice(self) -> str | None:
+        """A note when the scene differs almost from the start to the end: either it
+        really changed at once, or the threshold is too low for this scene."""
+        if not self.events or not self.scores or self.frames < 10:
+            return None
+        first = self.events[0]
+        last_end = self.events[-1]["end_frame"]
+        covered = sum(
+            (
+                (e["end_frame"] if e["end_frame"] is not None else self.frames - 1)
+                - e["start_frame"]
+                + 1
+            )
+            for e in self.events
+        )
+        if first["start_frame"] > 0.1 * self.frames or covered < 0.8 * self.frames:
+            return None
+        ordered = sorted(self.scores)
+        suggestion = ordered[int(0.9 * (len(ordered) - 1))] * 1.5
+        still = " and is still open" if last_end is None else ""
+        return (
+            f"note: the scene differs from frame {first['start_frame']}{still}, in "
+            f"{100 * covered / self.frames:.0f} % of the frames. If nothing really changed, "
+            f"the threshold is too low for this scene: --threshold {suggestion:.3g} would "
+            "have flagged only the top tenth of the scores"
         )
 
 
-def take_baseline(
-    source: Source, start: int, count: int, opener: Callable[[Source], FrameReader] = open_source
-) -> Image:
-    """The median of ``count`` frames from frame ``start`` of the source."""
+def _frames_from(
+    source: Source, start: int, count: int, opener: Callable[[Source], FrameReader]
+) -> Iterator[Image]:
+    """Up to ``count`` frames from frame ``start`` of the source (one extra pass)."""
     reader = opener(source)
     try:
-        frames: list[Image] = []
-        index = 0
-        while len(frames) < count:
+        index = taken = 0
+        while taken < count:
             image = reader.read()
             if image is None:
-                break
+                return
             if index >= start:
-                frames.append(image)
+                taken += 1
+                yield image
             index += 1
     finally:
         reader.close()
-    if not frames:
-        raise SourceError(f"baseline frame {start} is past the end of {source.describe()}")
-    if len(frames) < count:
-        log.warning("only %d of %d baseline frames were available", len(frames), count)
-    return median_frame(frames)
+
+
+def prepare_reference(
+    detector: Detector,
+    source: Source,
+    *,
+    baseline: int | Image,
+    baseline_frames: int | None,
+    window: int,
+    opener: Callable[[Source], FrameReader] = open_source,
+) -> SceneModel:
+    """Sets the detector's reference as replay's options say, and returns it.
+
+    ``baseline`` an index: the model is learned from ``baseline_frames`` frames from
+    there (default: the learning window). An image, or a single frame: that picture,
+    whose normal variation is learned from the window's frames from the same point (the
+    first frames of the source, for an image). Reads the frames in a pass of its own,
+    keeping only their small working images.
+    """
+    start = baseline if isinstance(baseline, int) else 0
+    count = baseline_frames if baseline_frames is not None else window
+    if isinstance(baseline, int) and count > 1:
+        learner = detector.learner()
+        for frame in _frames_from(source, start, count, opener):
+            learner.add(frame)
+        if not learner.greys:
+            raise SourceError(f"baseline frame {start} is past the end of {source.describe()}")
+        if len(learner.greys) < count:
+            log.warning("only %d of %d baseline frames were available", len(learner.greys), count)
+        detector.set_model(learner.finish())
+    else:
+        if isinstance(baseline, int):
+            picture = next(_frames_from(source, start, 1, opener), None)
+            if picture is None:
+                raise SourceError(f"baseline frame {start} is past the end of {source.describe()}")
+            baseline = picture
+        detector.set_baseline(baseline)
+        if window > 1:
+            detector.learn_tolerance(_frames_from(source, start, window, opener))
+    detector.learned.clear()
+    return next(iter(detector.models.values()))
 
 
 def _mark_json(mark: Mark[Any]) -> dict[str, Any]:
@@ -195,39 +267,11 @@ class Prefetcher:
         self._thread.join(timeout=5)
 
 
-def _start_reader(
-    source: Source,
-    detector: Detector,
-    baseline: int | Image,
-    baseline_frames: int,
-    opener: Callable[[Source], FrameReader],
-) -> tuple[FrameReader, Prefetcher, list[Image]]:
-    """Open the pass over the source with the detector's baseline set.
-
-    Returns the raw reader, its prefetcher, and the frames already read for a baseline
-    at the start (the median of the first ``baseline_frames``, taken in the same pass),
-    which are still to be scored.
-    """
-    if isinstance(baseline, int) and baseline > 0:
-        # A later baseline needs a first pass; frames before it are scored against it too.
-        detector.set_baseline(take_baseline(source, baseline, baseline_frames, opener))
-    elif not isinstance(baseline, int):
-        detector.set_baseline(baseline)
-    raw = opener(source)
-    reader = Prefetcher(raw)
-    pending: list[Image] = []
-    if detector.has_baseline:
-        return raw, reader, pending
-    while len(pending) < baseline_frames and (frame := reader.read()) is not None:
-        pending.append(frame)
-    if not pending:
-        reader.close()
-        raw.close()
-        raise SourceError(f"{source.describe()}: no frame could be decoded")
-    if len(pending) < baseline_frames:
-        log.warning("only %d of %d baseline frames were available", len(pending), baseline_frames)
-    detector.set_baseline(median_frame(pending))
-    return raw, reader, pending
+def _tamper_span(spans: list[dict[str, Any]], change: object, index: int) -> None:
+    if isinstance(change, TamperStarted):
+        spans.append({"start_frame": index, "end_frame": None, "reason": change.reason})
+    elif isinstance(change, TamperEnded) and spans:
+        spans[-1]["end_frame"] = index
 
 
 def replay(
@@ -235,7 +279,7 @@ def replay(
     settings: DetectorSettings,
     *,
     baseline: int | Image = 0,
-    baseline_frames: int = 1,
+    baseline_frames: int | None = None,
     fps: float | None = None,
     mask: Image | None = None,
     out_dir: Path | None = None,
@@ -246,23 +290,39 @@ def replay(
 ) -> ReplayResult:
     """Run the detector and episode logic over every frame of ``source``."""
     detector = Detector(settings, mask)
+    probe = opener(source)
+    rate = fps or probe.fps or DEFAULT_FPS
+    probe.close()
+    window = max(1, round(settings.learn_s * rate))
+    detector.learn_frames = window
+    prepare_reference(
+        detector,
+        source,
+        baseline=baseline,
+        baseline_frames=baseline_frames,
+        window=window,
+        opener=opener,
+    )
     tracker: EpisodeTracker[Image | None] = EpisodeTracker(
         settings.min_frames, settings.event_gap_s
     )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     episodes = _EpisodeLog(detector.threshold, out_dir, jpeg_quality)
-    raw, reader, pending = _start_reader(source, detector, baseline, baseline_frames, opener)
-    rate = fps or raw.fps or DEFAULT_FPS
+    tamper = TamperTracker(settings.tamper_s, settings.tamper_clear_s)
+    raw = opener(source)
+    reader = Prefetcher(raw)
     result = ReplayResult(frames=0, fps=rate, threshold=detector.threshold, events=[])
     started_at = time.perf_counter()
     try:
-        while (frame := pending.pop(0) if pending else reader.read()) is not None:
+        while (frame := reader.read()) is not None:
             detection = detector.detect(frame)
+            index = result.frames
             if keep_scores:
                 result.scores.append(detection.score)
                 result.differs.append(detection.differs)
-            index = result.frames
+                result.mse.append(detection.mse)
+            _tamper_span(result.tamper, tamper.update(index / rate, detection.tamper), index)
             change = tracker.update(
                 index, index / rate, detection, frame if out_dir is not None else None
             )

@@ -47,7 +47,16 @@ def assert_matches_truth(
 def test_demo_scene_json_contract(tmp_path: Path) -> None:
     result = run_replay(tmp_path, "demo", "--scores")
     scene = DemoScene()
-    assert set(result) == {"frames", "fps", "threshold", "events", "scores", "differs"}
+    assert set(result) == {
+        "frames",
+        "fps",
+        "threshold",
+        "events",
+        "tamper",
+        "scores",
+        "differs",
+        "mse",
+    }
     assert result["frames"] == scene.frames
     assert result["fps"] == scene.fps
     assert result["threshold"] == DetectorSettings().threshold
@@ -65,7 +74,7 @@ def test_demo_scene_json_contract(tmp_path: Path) -> None:
 
 def test_without_scores_flag_there_are_no_scores(tmp_path: Path) -> None:
     result = run_replay(tmp_path, "demo")
-    assert set(result) == {"frames", "fps", "threshold", "events"}
+    assert set(result) == {"frames", "fps", "threshold", "events", "tamper"}
 
 
 @pytest.mark.parametrize(
@@ -145,7 +154,7 @@ def test_median_baseline_taken_over_a_passer_by(tmp_path: Path, scene_video: Sce
     path, _ = scene_video(
         frames=80, exposure_steps=(), things=(Thing(0, 4, (100, 100), (0, 0, 0), (100.0, 100.0)),)
     )
-    single = run_replay(tmp_path, str(path))
+    single = run_replay(tmp_path, str(path), "--baseline-frames", "1")
     median = run_replay(tmp_path, str(path), "--baseline-frames", "9")
     assert [(e["start_frame"], e["end_frame"]) for e in single["events"]] == [(4, None)]
     assert [(e["start_frame"], e["end_frame"]) for e in median["events"]] == [(0, 3)]
