@@ -56,7 +56,7 @@ from scene_agent.reference import (
     model_from_image,
     settle,
 )
-from scene_agent.tamper import frame_tamper
+from scene_agent.tamper import blank, frame_tamper
 
 __all__ = [
     "Box",
@@ -234,12 +234,18 @@ class Detector:
     def detect(self, frame: Image) -> Detection:
         if not self._references:
             raise RuntimeError("no baseline set")
-        mode = self._modes.update(chroma(frame))
+        grey = self.working(frame)
+        if self._modes.mode is None:
+            self._modes.mode = next(iter(self._references))
+        mode = self._modes.mode
+        if not blank(grey):
+            # A covered or blinded lens has no colour either: it is not a night mode.
+            mode = self._modes.update(chroma(frame))
         ref = self._references.get(mode)
         if ref is None and not self.auto_learn:
             ref = next(iter(self._references.values()))
         if ref is None:
-            return self._learn(mode, frame, None)
+            return self._learn(mode, grey, None)
         if ref.model.size != self.size_for(frame.shape):
             # The camera's resolution changed: the model follows at the new size.
             ref = _Prepared(
@@ -247,15 +253,15 @@ class Detector:
             )
             self._references[ref.model.mode] = ref
         if ref.model.tolerance is None and self.learn_frames > 1:
-            return self._learn(ref.model.mode, frame, ref)
-        return self._score(self.working(frame), ref, frame.shape, mode)
+            return self._learn(ref.model.mode, grey, ref)
+        return self._score(grey, ref, frame.shape, mode)
 
-    def _learn(self, mode: str, frame: Image, ref: _Prepared | None) -> Detection:
+    def _learn(self, mode: str, grey: Image, ref: _Prepared | None) -> Detection:
         frames = max(self.learn_frames, 1)
         if self._learner is None or self._learner.mode != mode:
             self._learner = _Learner(mode, frames)
         learner = self._learner
-        learner.greys.append(self.working(frame))
+        learner.greys.append(grey)
         if len(learner.greys) >= learner.frames:
             self._learner = None
             if ref is None:

@@ -8,7 +8,7 @@ Reasons:
 - ``covered``: the picture has become almost uniform (a hand, tape, a cap, a bag);
 - ``blinded``: most of the picture is saturated (a torch, a spotlight);
 - ``defocused``: its sharpness (gradient energy over variance, so gain-independent)
-  fell under a quarter of the reference's;
+  fell under 0.45 of the reference's;
 - ``moved``: the frame cannot be aligned to the reference within the shake limits,
   or more than ``VIEW_CHANGED`` of the watched picture differs (turned away, or the
   view blocked by something right in front of the lens).
@@ -34,7 +34,16 @@ VIEW_CHANGED = 0.6
 _SATURATED = 245
 _BLINDED_SHARE = 0.5
 _UNIFORM_STD = 4.0
-_DEFOCUS_RATIO = 0.25
+_DEFOCUS_RATIO = 0.45
+
+
+def blank(grey: Image) -> bool:
+    """Almost uniform, or mostly saturated: a covered or blinded lens, whatever the scene."""
+    mean, std = (float(v[0][0]) for v in cv2.meanStdDev(grey))
+    if std < _UNIFORM_STD:
+        return True
+    saturated = int(np.count_nonzero(grey >= _SATURATED))
+    return mean >= 180 and saturated >= _BLINDED_SHARE * grey.size
 
 
 def frame_tamper(
