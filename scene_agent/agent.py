@@ -18,6 +18,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -36,11 +37,12 @@ from scene_agent.commands import (
     parse_command,
 )
 from scene_agent.config import Settings
-from scene_agent.detector import Detection, Detector, Image, median_frame
+from scene_agent.detector import Detection, Detector, Image, ModelLearner
 from scene_agent.discovery import discovery_configs
 from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
 from scene_agent.errors import SceneAgentError
 from scene_agent.imagefiles import load_mask
+from scene_agent.imaging import median_frame
 from scene_agent.labels import decode_jpeg, encode_jpeg, label_frame
 from scene_agent.mqtt import (
     Bus,
@@ -53,6 +55,7 @@ from scene_agent.mqtt import (
     MqttBus,
 )
 from scene_agent.payloads import AgentState, event_payload, iso, new_event_id, on_off, reply_payload
+from scene_agent.reference import SceneModel
 from scene_agent.store import (
     BaselineInfo,
     BaselineStore,
@@ -61,6 +64,7 @@ from scene_agent.store import (
     RuntimeStore,
     atomic_write,
 )
+from scene_agent.tamper import TamperEnded, TamperStarted, TamperTracker
 from scene_agent.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -70,16 +74,23 @@ HEARTBEAT_MAX_AGE_S = 30.0
 SNAPSHOT_TIMEOUT_S = 15.0
 MAX_COMMANDS_PER_TICK = 200
 PENDING_BATCH = 50
+SCORE_HISTORY_S = 600
+SNAPSHOT_PICTURES = 7  # full frames kept for the baseline picture's median
 
 FramePayload = tuple[Image, datetime]  # what the episode tracker keeps with a frame
 
 
 @dataclass
 class _PendingSnapshot:
+    """A baseline being learned: the model from every frame's small working image, the
+    picture (``baseline.jpg``) from the median of a few full frames spread over it."""
+
     frames: int
     reply: Callable[[bool, str, dict[str, Any]], None]
     deadline: float
-    collected: list[Image] = field(default_factory=list)
+    learner: ModelLearner
+    pictures: list[Image] = field(default_factory=list)
+    seen: int = 0
 
 
 class Agent:
@@ -114,6 +125,10 @@ class Agent:
         self._inflight: dict[int, str] = {}  # mid -> event id, awaiting the broker's ack
         self._score: float | None = None
         self._episode: tuple[str, datetime] | None = None  # start event id and time
+        self._tamper = TamperTracker(settings.detector.tamper_s, settings.detector.tamper_clear_s)
+        self._tamper_episode: tuple[str, datetime] | None = None
+        self._mode: str | None = None
+        self._learning = False
         self._last_seq = 0
         self._index = 0
         self._snapshot: _PendingSnapshot | None = None
@@ -131,6 +146,11 @@ class Agent:
         self._stored = 0  # events in the store, kept current by the agent thread
         self._web: Any = None
         self._state_snapshot: dict[str, Any] = {}
+        # The web page's score sparkline: the highest score of each second, 10 minutes.
+        self._scores: deque[tuple[float, float | None]] = deque(maxlen=SCORE_HISTORY_S)
+        self._scores_view: tuple[tuple[float, float | None], ...] = ()
+        self._second_peak: float | None = None
+        self._last_second = 0.0
 
     def _mqtt_bus(self, inbox: Inbox, t: Topics) -> Bus:
         s = self.settings
@@ -167,6 +187,7 @@ class Agent:
                 self._detector.set_baseline(image)
                 self._baseline_info = info
                 self._baseline_jpeg = self._mqtt_jpeg(image)
+                self._restore_models()
                 log.info("baseline %s from %s restored", info.id, info.taken_at)
             except ValueError as exc:
                 log.warning("stored baseline cannot be used: %s", exc)
@@ -193,6 +214,19 @@ class Agent:
         if s.web.enabled:
             self._start_web()
 
+    def _restore_models(self) -> None:
+        """The learned reference models stored with the baseline, one per camera mode."""
+        assert self._detector is not None
+        for mode, data in self._baselines.load_models().items():
+            try:
+                model = SceneModel.from_bytes(data)
+            except ValueError as exc:
+                log.warning("stored %s reference model cannot be used: %s", mode, exc)
+                continue
+            self._detector.set_model(model, replace_all=False)
+            log.info("%s reference model restored (%d frame(s))", mode, model.frames)
+        self._detector.learned.clear()
+
     def _start_web(self) -> None:
         from scene_agent.web import PreviewHub, WebContext, WebServer  # noqa: PLC0415
 
@@ -208,6 +242,7 @@ class Agent:
             hub=hub,
             state=lambda: self._state_snapshot,
             data_dir=self._data_dir,
+            scores=lambda: self._scores_view,
         )
         web = WebServer(context)
         try:
@@ -281,6 +316,12 @@ class Agent:
                 atomic_write(self._data_dir / HEARTBEAT_FILE, json.dumps(beat).encode())
             except OSError as exc:
                 log.warning("cannot write the heartbeat file: %s", exc)
+        if now - self._last_second >= 1.0:
+            self._last_second = now
+            self._scores.append((time.time(), self._second_peak))
+            self._second_peak = None
+            if self._web is not None:
+                self._scores_view = tuple(self._scores)  # replaced whole: safe to read
         if now - self._last_state_at >= self.settings.mqtt.state_interval_s:
             self._publish_state_json()
         if self.inbox.dropped != self._dropped_reported:
@@ -308,7 +349,10 @@ class Agent:
         if not self._runtime.monitoring or not self._detector.has_baseline:
             return
         detection = self._detector.detect(frame.image)
+        self._note_reference(detection)
         self._score = detection.score
+        if not detection.learning:
+            self._second_peak = max(detection.score, self._second_peak or 0.0)
         wall = datetime.now(UTC)
         change = self._tracker.update(self._index, frame.monotonic, detection, (frame.image, wall))
         self._index += 1
@@ -316,6 +360,41 @@ class Agent:
             self._emit_start(change.first)
         elif isinstance(change, EpisodeEnded):
             self._emit_end(change, wall)
+        tamper = self._tamper.update(frame.monotonic, detection.tamper)
+        if tamper is not None:
+            self._emit_tamper(tamper, frame.image, detection, wall)
+
+    def _note_reference(self, detection: Detection) -> None:
+        """Mode switches and learning, logged once; learned models stored."""
+        assert self._detector is not None
+        if detection.mode != self._mode:
+            if self._mode is not None:
+                log.info("camera switched to %s mode", detection.mode)
+            self._mode = detection.mode
+            self._publish_state()
+        if detection.learning != self._learning:
+            self._learning = detection.learning
+            if detection.learning:
+                missing = detection.mode not in self._detector.models
+                log.info(
+                    "learning the %s %s from the next %g s of frames (not judged meanwhile)",
+                    detection.mode,
+                    "reference: the camera has none for this mode yet"
+                    if missing
+                    else "reference's normal variation",
+                    self.settings.detector.learn_s,
+                )
+            self._publish_state()
+        while self._detector.learned:
+            model = self._detector.learned.pop(0)
+            log.info("%s reference learned from %d frames", model.mode, model.frames)
+            self._save_model(model)
+
+    def _save_model(self, model: SceneModel) -> None:
+        try:
+            self._baselines.save_model(model.mode, model.to_bytes())
+        except OSError as exc:
+            log.error("reference model could not be saved (kept in memory): %s", exc)  # noqa: TRY400
 
     def _maybe_preview(self, image: Image, now: float) -> None:
         interval = self.settings.mqtt.preview_interval_s
@@ -361,6 +440,44 @@ class Agent:
         )
         self._publish_state()
 
+    def _emit_tamper(
+        self,
+        change: TamperStarted | TamperEnded,
+        image: Image,
+        detection: Detection,
+        wall: datetime,
+    ) -> None:
+        event_id = new_event_id(wall)
+        kind: Literal["start", "end"]
+        if isinstance(change, TamperStarted):
+            log.warning("tamper: %s", change.reason)
+            self._tamper_episode = (event_id, wall)
+            episode_id, started_at, kind = event_id, None, "start"
+        else:
+            log.info("tamper ended (%s)", change.reason)
+            episode_id, started_at = self._tamper_episode or (event_id, wall)
+            self._tamper_episode = None
+            kind = "end"
+        self._store_and_send(
+            event_id,
+            kind,
+            wall,
+            image,
+            detection=detection,
+            episode_id=episode_id,
+            started_at=started_at,
+            tamper_reason=change.reason,
+        )
+        self._publish_state()
+
+    def _end_tamper(self) -> None:
+        ended = self._tamper.reset()
+        if ended is not None and self._camera is not None:
+            frame = self._camera.latest.get()
+            if frame is not None:
+                empty = Detection(0.0, 0.0, (), differs=False)
+                self._emit_tamper(ended, frame.image, empty, datetime.now(UTC))
+
     def _store_and_send(
         self,
         event_id: str,
@@ -373,6 +490,7 @@ class Agent:
         started_at: datetime | None = None,
         peak_score: float | None = None,
         label_time: datetime | None = None,
+        tamper_reason: str | None = None,
     ) -> None:
         threshold = self._runtime.threshold
         labelled = label_frame(image, detection, label_time or when, threshold)
@@ -387,6 +505,7 @@ class Agent:
             episode=episode_id,
             started_at=started_at,
             peak_score=peak_score,
+            tamper_reason=tamper_reason,
         )
         try:
             self._events.add(
@@ -395,7 +514,8 @@ class Agent:
         except (SceneAgentError, OSError) as exc:
             log.error("event %s could not be stored: %s", event_id, exc)  # noqa: TRY400
         self._stored = self._events.count()  # retention may have removed some
-        log.info("change %s: event %s, score %.1f", kind, event_id, detection.score)
+        what = "change" if tamper_reason is None else f"tamper ({tamper_reason})"
+        log.info("%s %s: event %s, score %.1f", what, kind, event_id, detection.score)
         self._last_image = self._mqtt_jpeg(labelled)
         self._flush_pending()
         if self._connected:
@@ -416,12 +536,21 @@ class Agent:
 
     # --- baseline -------------------------------------------------------------------------
 
-    def _set_baseline(self, image: Image, frames: int) -> BaselineInfo:
+    def _set_baseline(
+        self, image: Image, frames: int, model: SceneModel | None = None
+    ) -> BaselineInfo:
+        """A new baseline: ``model`` learned over a window, or ``image`` alone (which
+        learns its normal variation from the next frames). Replaces every mode's one."""
         assert self._detector is not None
         ended = self._tracker.close()
         if ended is not None:
             self._emit_end(ended, datetime.now(UTC))
-        self._detector.set_baseline(image)
+        self._end_tamper()
+        if model is None:
+            model = self._detector.set_baseline(image)
+        else:
+            self._detector.set_model(model)
+        self._detector.learned.clear()
         now = datetime.now(UTC)
         info = BaselineInfo(
             id=new_event_id(now),
@@ -432,7 +561,11 @@ class Agent:
         )
         self._baseline_info = info
         try:
+            # Old models first: a crash half-way must not pair them with the new picture.
+            self._baselines.clear_models()
             self._baselines.save(encode_jpeg(image, 95), info)
+            if model.learned:
+                self._baselines.save_model(model.mode, model.to_bytes())
         except OSError as exc:
             log.error("baseline could not be saved (kept in memory): %s", exc)  # noqa: TRY400
         log.info("new baseline %s (%d frame(s))", info.id, frames)
@@ -444,13 +577,18 @@ class Agent:
     def _collect_snapshot(self, image: Image) -> None:
         pending = self._snapshot
         assert pending is not None
-        pending.collected.append(image)
-        if len(pending.collected) < pending.frames:
-            return
-        self._snapshot = None
         try:
-            info = self._set_baseline(median_frame(pending.collected), pending.frames)
+            pending.learner.add(image)
+            if pending.seen % max(1, pending.frames // SNAPSHOT_PICTURES) == 0:
+                pending.pictures.append(image)
+            pending.seen += 1
+            if pending.seen < pending.frames:
+                return
+            self._snapshot = None
+            model = pending.learner.finish()
+            info = self._set_baseline(median_frame(pending.pictures), pending.frames, model)
         except ValueError as exc:  # frames of different sizes: the camera changed mode
+            self._snapshot = None
             pending.reply(False, f"baseline not taken: {exc}", {})
             return
         pending.reply(True, f"baseline taken from {pending.frames} frame(s)", info.as_dict())
@@ -603,14 +741,19 @@ class Agent:
         if self._snapshot is not None:
             reply(False, "a baseline is already being taken", {})
             return
+        assert self._detector is not None
         frame = self._camera.latest.get()
-        if command.frames == 1 and frame is not None and self._camera.online:
+        fps = self.settings.camera.fps
+        frames = command.frames
+        if frames is None:
+            seconds = command.seconds or self.settings.detector.learn_s
+            frames = max(1, round(seconds * fps))
+        if frames == 1 and frame is not None and self._camera.online:
             info = self._set_baseline(frame.image, 1)
             reply(True, "baseline taken", info.as_dict())
             return
-        self._snapshot = _PendingSnapshot(
-            command.frames, reply, time.monotonic() + SNAPSHOT_TIMEOUT_S + command.frames
-        )
+        deadline = time.monotonic() + SNAPSHOT_TIMEOUT_S + frames / fps
+        self._snapshot = _PendingSnapshot(frames, reply, deadline, self._detector.learner())
 
     def _set_monitoring(self, on: bool) -> None:
         if on == self._runtime.monitoring:
@@ -621,6 +764,7 @@ class Agent:
             ended = self._tracker.close()
             if ended is not None:
                 self._emit_end(ended, datetime.now(UTC))
+            self._end_tamper()
         self._save_runtime()
         log.info("monitoring %s", on_off(on))
         self._publish_state()
@@ -681,6 +825,10 @@ class Agent:
             events_stored=self._stored,
             fps=self._fps,
             version=__version__,
+            tamper=self._tamper.reason,
+            mode=self._mode or "colour",
+            references=tuple(sorted(self._detector.models)) if self._detector else (),
+            learning=self._learning,
         )
 
     def _publish_state(self) -> None:
@@ -696,6 +844,7 @@ class Agent:
             t.monitoring_state: on_off(self._runtime.monitoring),
             t.change_state: on_off(self._tracker.is_open),
             t.camera_state: "online" if self._camera_online else "offline",
+            t.tamper_state: on_off(self._tamper.active),
             t.threshold_state: f"{self._runtime.threshold:g}",
         }
         for topic, value in values.items():

@@ -19,7 +19,8 @@ from scene_agent import topics
 from scene_agent.payloads import EVENT_ID_PATTERN
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_SNAPSHOT_FRAMES = 50
+MAX_SNAPSHOT_FRAMES = 300
+MAX_SNAPSHOT_SECONDS = 60.0
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
 MIN_THRESHOLD = 0.1
@@ -34,7 +35,11 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    frames: int = 1
+    """Take a baseline from ``frames`` frames, or ``seconds`` of frames; neither: the
+    learning window (``detector.learn_s``)."""
+
+    frames: int | None = None
+    seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +113,28 @@ def _int_in(value: Any, name: str, low: int, high: int) -> int:
 def _parse_snapshot(text: str) -> Snapshot:
     data = _json_object(text)
     if data is None:
-        return Snapshot()  # empty, PRESS, or any plain word: one frame
-    _only_keys(data, {"frames"})
-    return Snapshot(_int_in(data.get("frames", 1), "frames", 1, MAX_SNAPSHOT_FRAMES))
+        return Snapshot()  # empty, PRESS, or any plain word: the learning window
+    _only_keys(data, {"frames", "seconds"})
+    if len(data) > 1:
+        raise CommandError('give "frames" or "seconds", not both')
+    if "seconds" in data:
+        return Snapshot(seconds=_seconds(data["seconds"]))
+    if "frames" in data:
+        return Snapshot(_int_in(data["frames"], "frames", 1, MAX_SNAPSHOT_FRAMES))
+    return Snapshot()
+
+
+def _seconds(value: Any) -> float:
+    message = f"seconds must be a number above 0 and at most {MAX_SNAPSHOT_SECONDS:g}"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise CommandError(message)
+    try:
+        number = float(value)
+    except ValueError:
+        raise CommandError(f"{message}, not {value!r:.40}") from None
+    if not math.isfinite(number) or not 0 < number <= MAX_SNAPSHOT_SECONDS:
+        raise CommandError(f"{message}, not {value!r:.40}")
+    return number
 
 
 def _parse_monitoring(text: str) -> SetMonitoring:

@@ -241,6 +241,10 @@ class Detector:
         if not blank(grey):
             # A covered or blinded lens has no colour either: it is not a night mode.
             mode = self._modes.update(chroma(frame))
+            if self._modes.switching:
+                # The camera may be switching to infrared or back: judged from the next
+                # frame in the new mode on, against its own reference.
+                return Detection(0.0, 0.0, (), differs=False, mode=mode)
         ref = self._references.get(mode)
         if ref is None and not self.auto_learn:
             ref = next(iter(self._references.values()))

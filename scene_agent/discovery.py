@@ -91,14 +91,23 @@ def discovery_configs(settings: Settings, topics: Topics) -> list[DiscoveryConfi
             entity_category="config",
             icon="mdi:delete-sweep",
         ),
-        # tamper, not motion: the sensor stays ON for as long as the scene differs from
-        # the reference (a bag left behind, a door left open, a turned camera), which is
-        # "the protected state was changed", not "something is moving".
+        # problem, not motion: the sensor stays ON for as long as the scene differs from
+        # the reference (a bag left behind, a door left open), which is "not as you left
+        # it", not "something is moving". Tamper has its own sensor below.
         entity(
             "binary_sensor",
             "scene_changed",
             "Scene changed",
             state_topic=topics.change_state,
+            payload_on="ON",
+            payload_off="OFF",
+            device_class="problem",
+        ),
+        entity(
+            "binary_sensor",
+            "tamper",
+            "Tamper",
+            state_topic=topics.tamper_state,
             payload_on="ON",
             payload_off="OFF",
             device_class="tamper",
@@ -149,6 +158,15 @@ def discovery_configs(settings: Settings, topics: Topics) -> list[DiscoveryConfi
         ),
         entity(
             "sensor",
+            "reference_mode",
+            "Reference in use",
+            state_topic=topics.state,
+            value_template="{{ value_json.mode }}",
+            entity_category="diagnostic",
+            icon="mdi:theme-light-dark",
+        ),
+        entity(
+            "sensor",
             "last_change_time",
             "Last change",
             state_topic=topics.last_change_state,
@@ -172,7 +190,7 @@ def discovery_configs(settings: Settings, topics: Topics) -> list[DiscoveryConfi
             "scene_change",
             "Scene change",
             state_topic=topics.events,
-            event_types=["change_started", "change_ended"],
+            event_types=["change_started", "change_ended", "tamper_started", "tamper_ended"],
             icon="mdi:image-edit",
         ),
     ]

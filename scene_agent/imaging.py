@@ -86,6 +86,11 @@ class ModeTracker:
         self._candidate: str | None = None
         self._run = 0
 
+    @property
+    def switching(self) -> bool:
+        """Frames of the other mode have been seen, not yet enough to switch."""
+        return self._candidate is not None
+
     def update(self, colourfulness: float) -> str:
         if colourfulness < self.GREY_BELOW:
             seen: str | None = GREY

@@ -41,25 +41,33 @@ def event_payload(
     episode: str,
     started_at: datetime | None = None,
     peak_score: float | None = None,
+    tamper_reason: str | None = None,
 ) -> dict[str, Any]:
+    """A change event; with ``tamper_reason``, a tamper event (``tamper_started`` /
+    ``tamper_ended`` with its ``reason``)."""
+    topic = "change" if tamper_reason is None else "tamper"
     payload: dict[str, Any] = {
         "id": event_id,
         "camera": camera_id,
         "type": kind,
-        "event_type": "change_started" if kind == "start" else "change_ended",
+        "event_type": f"{topic}_started" if kind == "start" else f"{topic}_ended",
         "time": iso(when),
         "score": round(detection.score, 3),
+        "mse": round(detection.mse, 3),
         "threshold": threshold,
         "changed_fraction": round(detection.changed_fraction, 5),
         "boxes": [list(box) for box in detection.boxes],
         "image": image,
         "episode": episode,
     }
+    if tamper_reason is not None:
+        payload["reason"] = tamper_reason
     if kind == "end":
-        assert started_at is not None and peak_score is not None
+        assert started_at is not None
         payload["started_at"] = iso(started_at)
         payload["duration_s"] = round((when - started_at).total_seconds(), 3)
-        payload["peak_score"] = round(peak_score, 3)
+        if peak_score is not None:
+            payload["peak_score"] = round(peak_score, 3)
     return payload
 
 
@@ -77,6 +85,10 @@ class AgentState:
     events_stored: int
     fps: float
     version: str
+    tamper: str | None = None  # the active tamper condition's reason
+    mode: str = "colour"  # the camera mode whose reference is in use
+    references: tuple[str, ...] = ()  # camera modes that have a reference
+    learning: bool = False  # a reference is being learned: frames are not judged
 
     def as_json(self) -> dict[str, Any]:
         baseline = (
@@ -94,6 +106,10 @@ class AgentState:
             "events_stored": self.events_stored,
             "fps": round(self.fps, 2),
             "version": self.version,
+            "tamper": self.tamper,
+            "mode": self.mode,
+            "references": list(self.references),
+            "learning": self.learning,
         }
 
 

@@ -87,12 +87,43 @@ class BaselineInfo:
         }
 
 
+MODEL_MODES = ("colour", "grey")
+
+
 class BaselineStore:
-    """``baseline.jpg`` and ``baseline.json`` in the data directory."""
+    """``baseline.jpg`` and ``baseline.json`` in the data directory, and the reference
+    model of each camera mode (``baseline-model-colour.npz``, ``baseline-model-grey.npz``:
+    the learned median and normal variation, see ``reference.SceneModel``)."""
 
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.image_path = data_dir / "baseline.jpg"
         self.info_path = data_dir / "baseline.json"
+
+    def model_path(self, mode: str) -> Path:
+        if mode not in MODEL_MODES:
+            raise ValueError(f"no such camera mode: {mode!r}")
+        return self.data_dir / f"baseline-model-{mode}.npz"
+
+    def save_model(self, mode: str, data: bytes) -> None:
+        atomic_write(self.model_path(mode), data)
+
+    def load_models(self) -> dict[str, bytes]:
+        """The stored models by mode; unreadable ones are logged and left out."""
+        models: dict[str, bytes] = {}
+        for mode in MODEL_MODES:
+            try:
+                models[mode] = self.model_path(mode).read_bytes()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("stored %s reference model is unreadable: %s", mode, exc)
+        return models
+
+    def clear_models(self) -> None:
+        """A new baseline replaces every mode's reference."""
+        for mode in MODEL_MODES:
+            self.model_path(mode).unlink(missing_ok=True)
 
     def save(self, jpeg: bytes, info: BaselineInfo) -> None:
         # The image first: a crash in between leaves the old info next to a new image,

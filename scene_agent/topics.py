@@ -61,6 +61,10 @@ class Topics:
         return self._t("camera/state")
 
     @property
+    def tamper_state(self) -> str:
+        return self._t("tamper/state")
+
+    @property
     def threshold_state(self) -> str:
         return self._t("threshold/state")
 

@@ -163,6 +163,9 @@ class WebContext:
     hub: PreviewHub
     state: Callable[[], dict[str, Any]]  # the latest state snapshot from the agent thread
     data_dir: Path
+    # The score history (unix time, highest score of that second or None), an immutable
+    # tuple the agent thread replaces once a second.
+    scores: Callable[[], tuple[tuple[float, float | None], ...]] = lambda: ()
 
 
 def _read_asset(name: str) -> bytes:
@@ -279,6 +282,12 @@ def create_app(ctx: WebContext) -> Flask:  # noqa: PLR0915 - one small function 
         state = ctx.state()
         return jsonify(ok=True, camera=state.get("camera"), monitoring=state.get("monitoring"))
 
+    @app.get("/api/scores")
+    def api_scores() -> Response:
+        state = ctx.state()
+        points = [[round(t, 1), None if s is None else round(s, 3)] for t, s in ctx.scores()]
+        return jsonify(threshold=state.get("threshold"), points=points)
+
     @app.get("/api/state")
     def api_state() -> Response:
         state = dict(ctx.state())
@@ -306,6 +315,8 @@ def create_app(ctx: WebContext) -> Flask:  # noqa: PLR0915 - one small function 
                     "id": e.id,
                     "time": iso(e.time),
                     "type": e.payload.get("type"),
+                    "event_type": e.payload.get("event_type"),
+                    "reason": e.payload.get("reason"),
                     "score": e.payload.get("score"),
                     "image": f"/events/{e.id}.jpg",
                     "thumb": f"/events/{e.id}/thumb.jpg",

@@ -257,3 +257,89 @@ def test_monitoring_off_ends_an_open_episode(rig: Rig) -> None:
     rig.agent.inbox.put_command(Message(rig.topics.command("cmd/stop"), b""))
     assert wait_for(lambda: [e["type"] for e in rig.events()] == ["start", "end"], 10)
     assert wait_for(lambda: bus.on(rig.topics.change_state)[-1].payload == b"OFF")
+
+
+COVERED = np.full_like(CLEAN, 14)
+NIGHT = np.repeat(CLEAN.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+
+
+@pytest.fixture
+def quick(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(make_settings(tmp_path, learn_s=0.5, tamper_s=0.3, tamper_clear_s=0.5))
+    yield r
+    r.close()
+
+
+def learned(rig: Rig) -> bool:
+    state = rig.agent.state()
+    return state.baseline_id is not None and not state.learning and bool(state.references)
+
+
+def test_a_covered_lens_is_tamper_not_a_change(quick: Rig) -> None:
+    bus = quick.start()
+    bus.connect()
+    t = quick.topics
+    assert wait_for(lambda: learned(quick) and bool(bus.on(t.tamper_state)), 10)
+    assert bus.on(t.tamper_state)[-1].payload == b"OFF"
+    quick.image = COVERED
+    assert wait_for(lambda: [e["event_type"] for e in quick.events()] == ["tamper_started"], 10)
+    started = quick.events()[0]
+    assert started["reason"] == "covered" and started["type"] == "start"
+    assert wait_for(lambda: bus.on(t.tamper_state)[-1].payload == b"ON")
+    assert bus.on(t.tamper_state)[-1].retain
+    assert json.loads(bus.on(t.state)[-1].payload)["tamper"] == "covered"
+    quick.image = CLEAN
+    assert wait_for(lambda: len(quick.events()) == 2, 10)
+    ended = quick.events()[1]
+    assert ended["event_type"] == "tamper_ended" and ended["episode"] == started["id"]
+    assert ended["reason"] == "covered" and ended["duration_s"] > 0
+    assert wait_for(lambda: bus.on(t.tamper_state)[-1].payload == b"OFF")
+    assert not any(e["event_type"].startswith("change") for e in quick.events())
+    assert quick.agent.state().change is False
+
+
+def test_snapshot_learns_over_the_window_and_the_model_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, learn_s=0.5)
+    rig = Rig(settings)
+    bus = rig.start()
+    bus.connect()
+    t = rig.topics
+    assert wait_for(lambda: learned(rig), 10)
+    rig.agent.inbox.put_command(Message(t.command("cmd/snapshot"), b"PRESS"))
+    assert wait_for(lambda: bool(bus.on(t.reply)), 10)
+    reply = json.loads(bus.on(t.reply)[-1].payload)
+    assert reply["ok"] is True and reply["frames"] == 5  # 0.5 s at 10 fps
+    model = settings.storage.data_dir / "baseline-model-colour.npz"
+    assert model.exists()
+    rig.close()
+    again = Rig(settings)
+    again.start()
+    try:
+        # Restored with its learned variation: nothing to learn, frames are judged at once.
+        assert wait_for(lambda: again.agent.state().baseline_id == reply["id"], 10)
+        assert wait_for(lambda: again.agent.state().score is not None, 10)
+        assert again.agent.state().learning is False
+        assert again.agent.state().references == ("colour",)
+    finally:
+        again.close()
+
+
+def test_night_mode_learns_its_own_reference_and_opens_no_episode(quick: Rig) -> None:
+    bus = quick.start()
+    bus.connect()
+    assert wait_for(lambda: learned(quick), 10)
+    quick.image = NIGHT
+    assert wait_for(lambda: quick.agent.state().references == ("colour", "grey"), 10)
+    assert wait_for(lambda: quick.agent.state().mode == "grey" and learned(quick), 10)
+    assert json.loads(bus.on(quick.topics.state)[-1].payload)["mode"] == "grey"
+    quick.image = CLEAN
+    assert wait_for(lambda: quick.agent.state().mode == "colour", 10)
+    quick.image = NIGHT
+    assert wait_for(lambda: quick.agent.state().mode == "grey", 10)
+    data_dir = quick.agent.settings.storage.data_dir
+    assert (data_dir / "baseline-model-grey.npz").exists()
+    assert [
+        (e["event_type"], e["score"], e["changed_fraction"], e["boxes"]) for e in quick.events()
+    ] == []

@@ -26,8 +26,10 @@ GOOD_ID = "20261126T081912345Z-a1b2c3"
 @pytest.mark.parametrize(
     ("name", "payload", "expected"),
     [
-        (topics.CMD_SNAPSHOT, b"", Snapshot(1)),
-        (topics.CMD_SNAPSHOT, b"PRESS", Snapshot(1)),
+        (topics.CMD_SNAPSHOT, b"", Snapshot()),
+        (topics.CMD_SNAPSHOT, b"PRESS", Snapshot()),
+        (topics.CMD_SNAPSHOT, b"{}", Snapshot()),
+        (topics.CMD_SNAPSHOT, b'{"seconds": 2.5}', Snapshot(seconds=2.5)),
         (topics.CMD_SNAPSHOT, b'{"frames": 5}', Snapshot(5)),
         (topics.CMD_SNAPSHOT, b'{"frames": 5.0}', Snapshot(5)),
         (topics.CMD_START, b"", SetMonitoring(True)),
@@ -70,8 +72,12 @@ def test_accepted_forms(name: str, payload: bytes, expected: object) -> None:
         ("cmd/../../x", b"", "unknown command"),
         (topics.CMD_SNAPSHOT, b"\xff\xfe", "not valid UTF-8"),
         (topics.CMD_SNAPSHOT, b"{", "malformed JSON"),
-        (topics.CMD_SNAPSHOT, b'{"frames": 0}', "from 1 to 50"),
-        (topics.CMD_SNAPSHOT, b'{"frames": 51}', "from 1 to 50"),
+        (topics.CMD_SNAPSHOT, b'{"frames": 0}', "from 1 to 300"),
+        (topics.CMD_SNAPSHOT, b'{"frames": 301}', "from 1 to 300"),
+        (topics.CMD_SNAPSHOT, b'{"seconds": 0}', "above 0"),
+        (topics.CMD_SNAPSHOT, b'{"seconds": 61}', "at most 60"),
+        (topics.CMD_SNAPSHOT, b'{"seconds": true}', "seconds must be a number"),
+        (topics.CMD_SNAPSHOT, b'{"frames": 5, "seconds": 1}', "not both"),
         (topics.CMD_SNAPSHOT, b'{"frames": "x"}', "whole number"),
         (topics.CMD_SNAPSHOT, b'{"frames": true}', "whole number"),
         (topics.CMD_SNAPSHOT, b'{"frames": 2.5}', "whole number"),
@@ -139,7 +145,7 @@ def test_deeply_nested_json_is_refused_not_crashing() -> None:
                 st.lists(children, max_size=4)
                 | st.dictionaries(
                     st.sampled_from(
-                        ["frames", "limit", "id", "before", "all", "value", "state", "x"]
+                        ["frames", "seconds", "limit", "id", "before", "all", "value", "x"]
                     ),
                     children,
                     max_size=4,
@@ -157,7 +163,9 @@ def test_fuzz_parser_only_ever_accepts_or_refuses(name: str, payload: bytes) -> 
         return
     # Whatever got through is within its bounds.
     if isinstance(command, Snapshot):
-        assert 1 <= command.frames <= 50
+        assert command.frames is None or 1 <= command.frames <= 300
+        assert command.seconds is None or 0 < command.seconds <= 60
+        assert command.frames is None or command.seconds is None
     elif isinstance(command, ListEvents):
         assert 1 <= command.limit <= 100
     elif isinstance(command, SetThreshold):

@@ -79,6 +79,14 @@ GOLDEN: dict[str, dict[str, Any]] = {
         state_topic=f"{BASE}/change/state",
         payload_on="ON",
         payload_off="OFF",
+        device_class="problem",
+    ),
+    "homeassistant/binary_sensor/porch/tamper/config": entity(
+        "tamper",
+        "Tamper",
+        state_topic=f"{BASE}/tamper/state",
+        payload_on="ON",
+        payload_off="OFF",
         device_class="tamper",
     ),
     "homeassistant/binary_sensor/porch/camera/config": entity(
@@ -120,6 +128,14 @@ GOLDEN: dict[str, dict[str, Any]] = {
         entity_category="diagnostic",
         icon="mdi:image-multiple",
     ),
+    "homeassistant/sensor/porch/reference_mode/config": entity(
+        "reference_mode",
+        "Reference in use",
+        state_topic=f"{BASE}/state",
+        value_template="{{ value_json.mode }}",
+        entity_category="diagnostic",
+        icon="mdi:theme-light-dark",
+    ),
     "homeassistant/sensor/porch/last_change_time/config": entity(
         "last_change_time",
         "Last change",
@@ -142,7 +158,7 @@ GOLDEN: dict[str, dict[str, Any]] = {
         "scene_change",
         "Scene change",
         state_topic=f"{BASE}/events",
-        event_types=["change_started", "change_ended"],
+        event_types=["change_started", "change_ended", "tamper_started", "tamper_ended"],
         icon="mdi:image-edit",
     ),
 }

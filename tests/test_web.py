@@ -60,6 +60,9 @@ def setup(tmp_path: Path) -> Iterator[tuple[Settings, Inbox, Path]]:
     yield settings, Inbox(), data
 
 
+SCORES = ((1000.0, 0.5), (1001.0, None), (1002.0, 31.25))
+
+
 def make_client(
     settings: Settings, inbox: Inbox, data: Path, latest: LatestFrame | None = None
 ) -> tuple[FlaskClient, PreviewHub]:
@@ -71,6 +74,7 @@ def make_client(
         hub=hub,
         state=lambda: {"monitoring": True, "camera": "online", "score": 1.5, "threshold": 12},
         data_dir=data,
+        scores=lambda: SCORES,
     )
     return create_app(ctx).test_client(), hub
 
@@ -103,6 +107,10 @@ def test_page_state_events_and_images(setup: tuple[Settings, Inbox, Path]) -> No
     assert client.get("/assets/app.js").status_code == 200
     assert client.get("/assets/../config.py").status_code == 404
     assert client.get("/api/state").get_json()["threshold"] == 12
+    assert client.get("/api/scores").get_json() == {
+        "threshold": 12,
+        "points": [[1000.0, 0.5], [1001.0, None], [1002.0, 31.25]],
+    }
     events = client.get("/api/events?limit=5").get_json()
     assert events["total"] == 1 and events["events"][0]["id"] == event_id
     image = client.get(f"/events/{event_id}.jpg")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -31,6 +32,21 @@ CHANGED = DemoRenderer(
         frames=1, drift=0.0, things=(Thing(0, None, (220, 180), (250, 250, 250), (60.0, 60.0)),)
     )
 ).frame(0)
+
+COVERED = np.full_like(CLEAN, 12)
+
+# Pixels of the sparkline drawn in the score's blue and the threshold's red.
+SPARK_COLOURS = """() => {
+  const c = document.getElementById('spark');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let blue = 0, red = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] < 128) continue;
+    if (d[i + 2] > 150 && d[i] < 80) blue++;
+    if (d[i] > 150 && d[i + 2] < 80) red++;
+  }
+  return [blue, red];
+}"""
 
 # Mean brightness of the top-left region of the live view, as the browser shows it.
 LIVE_BRIGHTNESS = """() => {
@@ -119,6 +135,10 @@ def test_page_in_chromium_drives_the_agent(tmp_path: Path, page: tuple[Page, lis
         camera.show(CHANGED)
         expect(tab.locator("#gallery li")).to_have_count(1, timeout=20000)
         expect(tab.locator("#change")).to_have_text("Scene changed")
+        # The sparkline shows the score (blue; a few seconds of it so far, at the right
+        # end) and the threshold (red, across).
+        assert wait_for(lambda: tab.evaluate(SPARK_COLOURS)[0] > 3, 10), tab.evaluate(SPARK_COLOURS)
+        assert tab.evaluate(SPARK_COLOURS)[1] > 300
         camera.show(CLEAN)
         expect(tab.locator("#gallery li")).to_have_count(2, timeout=20000)
         first_id: Any = tab.get_attribute("#gallery li", "data-id")
@@ -140,6 +160,15 @@ def test_page_in_chromium_drives_the_agent(tmp_path: Path, page: tuple[Page, lis
         since = rec.mark()
         tab.click("#btn-start")
         rec.wait_new("monitoring/state", lambda m: m.payload == b"ON", since=since)
+
+        # A covered lens is tamper: the badge says so, and it ends when uncovered.
+        since = rec.mark()
+        camera.show(COVERED)
+        expect(tab.locator("#change")).to_have_text("Tamper: covered", timeout=15000)
+        expect(tab.locator("#tamper")).to_have_text("covered")
+        rec.wait_new("tamper/state", lambda m: m.payload == b"ON", since=since)
+        camera.show(CLEAN)
+        expect(tab.locator("#tamper")).to_have_text("none", timeout=15000)
 
         tab.screenshot(path=str(tmp_path / "page.png"))
         assert errors == []

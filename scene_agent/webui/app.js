@@ -55,8 +55,15 @@
     meter.value = st.score === null ? 0 : Math.min(st.score, st.threshold * 2);
     meter.high = st.threshold;
     $("stored").textContent = st.events_stored;
+    $("tamper").textContent = st.tamper ? st.tamper : "none";
+    $("tamper").className = st.tamper ? "error" : "ok";
+    const refs = (st.references || []).join(", ") || "none";
+    $("reference").textContent = st.mode + " (have: " + refs + ")" + (st.learning ? " · learning…" : "");
     const badge = $("change");
-    if (!st.monitoring) {
+    if (st.monitoring && st.tamper) {
+      badge.dataset.state = "tamper";
+      badge.textContent = "Tamper: " + st.tamper;
+    } else if (!st.monitoring) {
       badge.dataset.state = "unknown";
       badge.textContent = "Monitoring off";
     } else if (!st.baseline) {
@@ -87,7 +94,8 @@
       $("viewer").showModal();
     });
     const cap = document.createElement("div");
-    cap.textContent = (ev.type === "end" ? "ended " : "started ") +
+    const what = (ev.event_type || "change").startsWith("tamper") ? "tamper " : "";
+    cap.textContent = what + (ev.type === "end" ? "ended " : "started ") +
       new Date(ev.time).toLocaleString() + " · score " + Number(ev.score).toFixed(1);
     const del = document.createElement("button");
     del.type = "button";
@@ -115,9 +123,41 @@
     $("older").disabled = offset + PAGE >= data.total;
   }
 
+  async function loadScores() {
+    const res = await fetch("/api/scores", { credentials: "same-origin" });
+    if (!res.ok) throw new Error("scores " + res.status);
+    const data = await res.json();
+    const canvas = $("spark");
+    const ctx = canvas.getContext("2d");
+    const w = canvas.width, h = canvas.height, span = 600;
+    ctx.clearRect(0, 0, w, h);
+    const now = Date.now() / 1000;
+    const values = data.points.filter((p) => p[1] !== null).map((p) => p[1]);
+    // Square-root scale: quiet scores near 0 and a big change both stay readable.
+    const top = Math.sqrt(Math.max(data.threshold * 2, ...values, 1e-6));
+    const y = (v) => h - 2 - (h - 4) * Math.sqrt(Math.max(0, v)) / top;
+    const x = (t) => w - (w * (now - t)) / span;
+    ctx.strokeStyle = "#1565c0";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    let drawing = false;
+    for (const [t, v] of data.points) {
+      if (v === null) { drawing = false; continue; }
+      if (drawing) ctx.lineTo(x(t), y(v)); else ctx.moveTo(x(t), y(v));
+      drawing = true;
+    }
+    ctx.stroke();
+    ctx.strokeStyle = "#c62828";
+    ctx.beginPath();
+    ctx.moveTo(0, y(data.threshold));
+    ctx.lineTo(w, y(data.threshold));
+    ctx.stroke();
+  }
+
   async function refresh(force) {
     try {
       const st = await loadState();
+      await loadScores();
       if (force || st.events_stored !== lastStored) {
         lastStored = st.events_stored;
         await loadEvents();
