@@ -30,7 +30,7 @@ MAX_SCALE = 0.08
 # make the phase correlation report a few tenths of a pixel.
 _STEADY_SHIFT = 1.0
 _SHAKY_FRAMES = 25  # ECC keeps running this many frames after the last movement seen
-_ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3)
+_ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
 _SMALL_WIDTH = 180
 
 Warp = npt.NDArray[np.float32]
@@ -79,6 +79,11 @@ class Aligner:
                 self._stable = small_stable
                 self._window = self._window * (small_stable.astype(np.float32) / 255)
         self._shaky = 0
+
+    @property
+    def shaky(self) -> bool:
+        """The camera was seen to move recently: align every frame for a while."""
+        return self._shaky > 0
 
     def _shrink(self, grey: Image) -> Image:
         small = grey
@@ -135,9 +140,10 @@ class Aligner:
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         warped = cv2.warpAffine(grey, warp, self._size, flags=flags, borderValue=0)
         ones = np.full((grey.shape[0], grey.shape[1]), 255, np.uint8)
-        covered = cv2.warpAffine(ones, warp, self._size, flags=flags, borderValue=0)
-        covered = cv2.erode(covered, _EDGE)
-        return warped, covered
+        covered = cv2.warpAffine(
+            ones, warp, self._size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+        )
+        return warped, cv2.erode(covered, _EDGE)
 
 
 _EDGE = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))

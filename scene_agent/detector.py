@@ -32,12 +32,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 from cv2.typing import MatLike
 
-from scene_agent.alignment import Aligner
+from scene_agent.alignment import STEADY, Aligner
 from scene_agent.config import DetectorSettings
 from scene_agent.imaging import (
     Image,
@@ -56,7 +57,7 @@ from scene_agent.reference import (
     model_from_image,
     settle,
 )
-from scene_agent.tamper import blank, frame_tamper
+from scene_agent.tamper import TamperCheck, blank
 
 __all__ = [
     "Box",
@@ -80,6 +81,7 @@ _CLIPPED_HIGH = 250
 _CLIPPED_LOW = 5
 _MOVED_CHANGED = 0.5
 _MID_GREY = 100.0
+_SPREAD_CELLS = 5  # of 16: differences this spread out may be a shifted camera
 _MAX_EXPOSURE_SCALE = 4.0  # share of the view that must differ for a failed warp to be a move
 _STABLE_TOLERANCE = 12.0  # pixels that vary less than this are what alignment uses
 
@@ -121,6 +123,7 @@ class _Prepared:
         self.aligner = Aligner(median, stable)
         self.curve = ToneCurve(median, self.mask, agree_within=float(settings.pixel_threshold))
         self.lighting = settings.lighting_guard
+        self.tamper = TamperCheck(model)
         self.low = cv2.erode(median, _KERNEL).astype(np.float32)
         self.high = cv2.dilate(median, _KERNEL).astype(np.float32)
         tolerance = np.full(median.shape, float(settings.noise_floor), np.float32)
@@ -299,22 +302,28 @@ class Detector:
         s = self._settings
         model = ref.model
         mse = float(cv2.norm(grey, model.median, cv2.NORM_L2SQR, ref.mask)) / ref.watched
-        alignment = ref.aligner.align(grey)
-        valid, watched, aligned = ref.mask, ref.watched, grey
-        if alignment.warp is not None:
-            aligned, covered = ref.aligner.apply(grey, alignment.warp)
-            valid = covered if ref.mask is None else cv2.bitwise_and(covered, ref.mask)
-            watched = max(1, int(cv2.countNonZero(valid)))
-        # A frame that seems beyond the shake limits is compared as it is: things moving
-        # in front of a steady camera can fool the warp, and then this comparison is
-        # fine; a camera that really moved fails it too (the view no longer matches).
-        residual = _residual(aligned, ref)
-        score = float(cv2.norm(residual, cv2.NORM_L2SQR, valid)) / watched
-        changed = _changed(residual, s.pixel_threshold, valid)
-        changed_fraction = cv2.countNonZero(changed) / watched
-        boxes = self._boxes(changed, frame_shape, model.size) if changed_fraction > 0 else ()
+        # Compared as it is first: a steady camera showing nothing new (the common case)
+        # or one compact change needs no alignment. When the differences are spread over
+        # the picture (as a shift makes them, along every edge) or the camera moved
+        # lately, the frame is aligned too, and the comparison that explains it better
+        # counts: things moving in front of a steady camera can fool the warp, and a
+        # shaken frame is better explained aligned.
+        best = _compare(grey, ref, ref.mask, ref.watched, s.pixel_threshold)
+        alignment = STEADY
+        if ref.aligner.shaky or _spread(best.changed) >= _SPREAD_CELLS:
+            alignment = ref.aligner.align(grey)
+            if alignment.warp is not None:
+                aligned, covered = ref.aligner.apply(grey, alignment.warp)
+                valid = covered if ref.mask is None else cv2.bitwise_and(covered, ref.mask)
+                watched = max(1, int(cv2.countNonZero(valid)))
+                warped = _compare(aligned, ref, valid, watched, s.pixel_threshold)
+                if warped.score < best.score:
+                    best = warped
+        score, changed_fraction = best.score, best.changed_fraction
+        boxes = self._boxes(best.changed, frame_shape, model.size) if changed_fraction > 0 else ()
+        # Beyond the shake limits and the view no longer matches: the camera was moved.
         moved = alignment.moved and changed_fraction >= _MOVED_CHANGED
-        tamper = frame_tamper(grey, model, moved=moved, changed_fraction=changed_fraction)
+        tamper = ref.tamper.judge(grey, moved=moved, changed_fraction=changed_fraction)
         differs = tamper is None and score >= self.threshold and changed_fraction >= s.min_area
         return Detection(score, changed_fraction, boxes, differs, mse, tamper, False, mode)
 
@@ -339,6 +348,29 @@ class Detector:
             boxes.append((x0, y0, x1 - x0, y1 - y0))
         boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
         return tuple(boxes)
+
+
+def _spread(changed: Image) -> int:
+    """In how many cells of a 4x4 grid something changed."""
+    if not cv2.countNonZero(changed):
+        return 0
+    cells = cv2.resize(changed, (4, 4), interpolation=cv2.INTER_AREA)
+    return int(cv2.countNonZero(cells))
+
+
+class _Comparison(NamedTuple):
+    score: float
+    changed: Image
+    changed_fraction: float
+
+
+def _compare(
+    grey: Image, ref: _Prepared, valid: Image | None, watched: int, pixel_threshold: float
+) -> _Comparison:
+    residual = _residual(grey, ref)
+    score = float(cv2.norm(residual, cv2.NORM_L2SQR, valid)) / watched
+    changed = _changed(residual, pixel_threshold, valid)
+    return _Comparison(score, changed, cv2.countNonZero(changed) / watched)
 
 
 def _residual(aligned: Image, ref: _Prepared) -> MatLike:

@@ -152,8 +152,12 @@ def settle(greys: Sequence[Image], reference: Image, mask: Image | None) -> list
         image = grey
         alignment = aligner.align(grey)
         if alignment.warp is not None:
-            image, covered = aligner.apply(grey, alignment.warp)
-            image = np.where(covered > 0, image, reference).astype(np.uint8)
+            warped, covered = aligner.apply(grey, alignment.warp)
+            warped = np.where(covered > 0, warped, reference).astype(np.uint8)
+            # Kept only if it fits better: things moving close to the lens can fool the
+            # warp of a steady camera.
+            if cv2.norm(warped, reference, cv2.NORM_L1) < cv2.norm(grey, reference, cv2.NORM_L1):
+                image = warped
         _, inverse = curve.fit(image)
         settled.append(np.clip(cv2.LUT(image, inverse) + 0.5, 0, 255).astype(np.uint8))
     return settled

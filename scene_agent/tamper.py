@@ -1,6 +1,6 @@
 """Tamper: the lens covered, blinded or defocused, or the camera moved.
 
-Pure core. ``frame_tamper`` judges one working image against the reference model;
+Pure core. ``TamperCheck`` judges working images against one reference model;
 ``TamperTracker`` turns those per-frame judgements into a condition that starts after
 ``start_s`` seconds of tamper and ends after ``end_s`` seconds without (video time).
 
@@ -8,7 +8,8 @@ Reasons:
 - ``covered``: the picture has become almost uniform (a hand, tape, a cap, a bag);
 - ``blinded``: most of the picture is saturated (a torch, a spotlight);
 - ``defocused``: its sharpness (gradient energy over variance, so gain-independent)
-  fell under 0.45 of the reference's;
+  fell under half the reference's in 80 % of the picture's most detailed parts (of a
+  4x4 grid): a branch blurring part of the view is not a defocused lens;
 - ``moved``: the frame cannot be aligned to the reference within the shake limits,
   or more than ``VIEW_CHANGED`` of the watched picture differs (turned away, or the
   view blocked by something right in front of the lens).
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from scene_agent.imaging import Image
-from scene_agent.reference import SceneModel, sharpness
+from scene_agent.reference import SceneModel
 
 COVERED = "covered"
 BLINDED = "blinded"
@@ -34,7 +36,22 @@ VIEW_CHANGED = 0.6
 _SATURATED = 245
 _BLINDED_SHARE = 0.5
 _UNIFORM_STD = 4.0
-_DEFOCUS_RATIO = 0.45
+_DEFOCUS_RATIO = 0.5
+_DEFOCUS_SHARE = 0.8  # of the detailed blocks
+_GRID = (4, 4)
+_TEXTURED_VARIANCE = 16.0
+
+
+def block_sharpness(grey: Image) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Per block of a 4x4 grid: gradient energy over variance, and the variance."""
+    small = cv2.pyrDown(grey).astype(np.float32)
+    gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
+    energy = cv2.resize(gx * gx + gy * gy, _GRID, interpolation=cv2.INTER_AREA)
+    mean = cv2.resize(small, _GRID, interpolation=cv2.INTER_AREA)
+    mean_sq = cv2.resize(small * small, _GRID, interpolation=cv2.INTER_AREA)
+    variance = np.maximum(mean_sq - mean * mean, 1.0)
+    return np.asarray(energy / variance, np.float32), np.asarray(variance, np.float32)
 
 
 def blank(grey: Image) -> bool:
@@ -46,23 +63,52 @@ def blank(grey: Image) -> bool:
     return mean >= 180 and saturated >= _BLINDED_SHARE * grey.size
 
 
-def frame_tamper(
-    grey: Image, model: SceneModel, *, moved: bool, changed_fraction: float
-) -> str | None:
-    """The tamper reason this working image shows against the model, or None."""
-    mean, std = (float(v[0][0]) for v in cv2.meanStdDev(grey))
-    saturated = float(np.count_nonzero(grey >= _SATURATED)) / grey.size
-    if saturated >= _BLINDED_SHARE and mean >= 180:
-        return BLINDED
-    if model.contrast >= 3 * _UNIFORM_STD and std < max(_UNIFORM_STD, 0.1 * model.contrast):
-        return COVERED
-    if moved:
-        return MOVED
-    if std >= _UNIFORM_STD and sharpness(grey) < _DEFOCUS_RATIO * model.sharpness:
-        return DEFOCUSED
-    if changed_fraction >= VIEW_CHANGED:
-        return MOVED
-    return None
+class TamperCheck:
+    """Judges working images against one reference, frame by frame.
+
+    A frame in which nothing differs from the reference cannot show tamper, so those
+    cost nothing here. The focus check (the costliest part) runs on every third frame
+    that differs and its verdict holds in between: defocus is a slow condition.
+    """
+
+    FOCUS_EVERY = 3
+
+    def __init__(self, model: SceneModel) -> None:
+        self._contrast = model.contrast
+        sharp, variance = block_sharpness(model.median)
+        # Only the reference's most detailed blocks can show a loss of focus: a smooth
+        # gradient looks the same in or out of focus.
+        self._detailed = (variance >= _TEXTURED_VARIANCE) & (sharp >= float(np.median(sharp)))
+        self._reference = sharp[self._detailed]
+        self._differing = 0
+        self._defocused = False
+
+    def judge(self, grey: Image, *, moved: bool, changed_fraction: float) -> str | None:
+        """The tamper reason this working image shows, or None."""
+        if changed_fraction == 0 and not moved:
+            self._differing, self._defocused = 0, False
+            return None
+        mean, std = (float(v[0][0]) for v in cv2.meanStdDev(grey))
+        saturated = float(np.count_nonzero(grey >= _SATURATED)) / grey.size
+        if saturated >= _BLINDED_SHARE and mean >= 180:
+            return BLINDED
+        if self._contrast >= 3 * _UNIFORM_STD and std < max(_UNIFORM_STD, 0.1 * self._contrast):
+            return COVERED
+        if moved:
+            return MOVED
+        if self._differing % self.FOCUS_EVERY == 0:
+            self._defocused = std >= _UNIFORM_STD and self._blurred(grey)
+        self._differing += 1
+        if self._defocused:
+            return DEFOCUSED
+        return MOVED if changed_fraction >= VIEW_CHANGED else None
+
+    def _blurred(self, grey: Image) -> bool:
+        if self._reference.size < 4:
+            return False  # a featureless reference says nothing about focus
+        sharp, _ = block_sharpness(grey)
+        blurred = sharp[self._detailed] < _DEFOCUS_RATIO * self._reference
+        return float(blurred.mean()) >= _DEFOCUS_SHARE
 
 
 @dataclass(frozen=True, slots=True)
