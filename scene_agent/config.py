@@ -144,6 +144,10 @@ class DetectorSettings(_Section):
         default=0.002, ge=0, le=1, description="Minimum changed fraction for a frame to differ."
     )
     lighting_guard: bool = True
+    persistence: bool = Field(
+        default=True,
+        description="Count only what also differed in the previous frame (foliage flicker).",
+    )
     auto_baseline: bool = Field(
         default=True, description="Take a baseline from the first frame when none is stored."
     )

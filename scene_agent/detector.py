@@ -80,6 +80,7 @@ _MERGE_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
 _CLIPPED_HIGH = 250
 _CLIPPED_LOW = 5
 _MOVED_CHANGED = 0.5
+_PERSIST_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
 _MID_GREY = 100.0
 _SPREAD_CELLS = 5  # of 16: differences this spread out may be a shifted camera
 _MAX_EXPOSURE_SCALE = 4.0  # share of the view that must differ for a failed warp to be a move
@@ -124,6 +125,8 @@ class _Prepared:
         self.curve = ToneCurve(median, self.mask, agree_within=float(settings.pixel_threshold))
         self.lighting = settings.lighting_guard
         self.tamper = TamperCheck(model)
+        self.persist = settings.persistence
+        self.previous: Image | None = None  # where the last frame differed, widened
         self.low = cv2.erode(median, _KERNEL).astype(np.float32)
         self.high = cv2.dilate(median, _KERNEL).astype(np.float32)
         tolerance = np.full(median.shape, float(settings.noise_floor), np.float32)
@@ -319,11 +322,14 @@ class Detector:
                 warped = _compare(aligned, ref, valid, watched, s.pixel_threshold)
                 if warped.score < best.score:
                     best = warped
-        score, changed_fraction = best.score, best.changed_fraction
-        boxes = self._boxes(best.changed, frame_shape, model.size) if changed_fraction > 0 else ()
+        score, changed_fraction, changed = best.score, best.changed_fraction, best.changed
         # Beyond the shake limits and the view no longer matches: the camera was moved.
+        # (Tamper has its own debounce: it is judged on this frame alone.)
         moved = alignment.moved and changed_fraction >= _MOVED_CHANGED
         tamper = ref.tamper.judge(grey, moved=moved, changed_fraction=changed_fraction)
+        if ref.persist:
+            score, changed_fraction, changed = _persistent(best, ref)
+        boxes = self._boxes(changed, frame_shape, model.size) if changed_fraction > 0 else ()
         differs = tamper is None and score >= self.threshold and changed_fraction >= s.min_area
         return Detection(score, changed_fraction, boxes, differs, mse, tamper, False, mode)
 
@@ -362,6 +368,24 @@ class _Comparison(NamedTuple):
     score: float
     changed: Image
     changed_fraction: float
+    residual: MatLike
+    valid: Image | None
+    watched: int
+
+
+def _persistent(now: _Comparison, ref: _Prepared) -> tuple[float, float, Image]:
+    """Only what differs where something also differed in the previous frame counts:
+    leaves that flick in and out of a pixel do not persist, an object (or a passer-by,
+    whose body overlaps itself from one frame to the next) does. Costs one frame of
+    delay for a new change."""
+    support = ref.previous
+    ref.previous = cv2.dilate(now.changed, _PERSIST_KERNEL) if now.changed_fraction else None
+    if support is None:
+        return 0.0, 0.0, np.zeros_like(now.changed)
+    valid = support if now.valid is None else cv2.bitwise_and(support, now.valid)
+    score = float(cv2.norm(now.residual, cv2.NORM_L2SQR, valid)) / now.watched
+    changed = cv2.bitwise_and(now.changed, support)
+    return score, cv2.countNonZero(changed) / now.watched, changed
 
 
 def _compare(
@@ -370,7 +394,9 @@ def _compare(
     residual = _residual(grey, ref)
     score = float(cv2.norm(residual, cv2.NORM_L2SQR, valid)) / watched
     changed = _changed(residual, pixel_threshold, valid)
-    return _Comparison(score, changed, cv2.countNonZero(changed) / watched)
+    return _Comparison(
+        score, changed, cv2.countNonZero(changed) / watched, residual, valid, watched
+    )
 
 
 def _residual(aligned: Image, ref: _Prepared) -> MatLike:

@@ -11,7 +11,7 @@ import pytest
 
 from scene_agent.config import DetectorSettings
 from scene_agent.demo import DemoScene, write_video
-from scene_agent.detector import Image
+from scene_agent.detector import Detection, Detector, Image
 from tests.mqtt_helpers import Broker
 
 
@@ -83,3 +83,10 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+def twice(detector: Detector, frame: Image) -> Detection:
+    """What the detector says about a frame seen twice in a row: past the one frame of
+    persistence a new difference needs (``detector.persistence``)."""
+    detector.detect(frame)
+    return detector.detect(frame)

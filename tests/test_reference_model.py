@@ -11,7 +11,7 @@ from scene_agent.detector import Detector
 from scene_agent.imaging import COLOUR, GREY, ModeTracker, chroma
 from scene_agent.reference import SceneModel
 from scene_agent.tamper import TamperEnded, TamperStarted, TamperTracker
-from tests.conftest import add_noise, textured_scene, with_object
+from tests.conftest import add_noise, textured_scene, twice, with_object
 
 
 def warped(frame: np.ndarray, dx: float, dy: float, angle: float = 0.0) -> np.ndarray:
@@ -40,18 +40,18 @@ def test_shaken_frames_are_aligned_and_stay_quiet(scene: np.ndarray) -> None:
     detector = Detector(DetectorSettings())
     detector.set_baseline(scene)
     for dx, dy, angle in [(6.3, -4.1, 0.0), (-12.5, 7.2, 1.5), (18.0, 3.0, -2.0)]:
-        shaken = detector.detect(warped(scene, dx, dy, angle))
+        shaken = twice(detector, warped(scene, dx, dy, angle))
         assert shaken.tamper is None
         assert not shaken.differs, (dx, dy, angle, shaken.score)
     # Without alignment the same shift is a flood of changes: the raw MSE shows it.
-    assert detector.detect(warped(scene, 12.5, 7.2, 1.5)).mse > 100
+    assert twice(detector, warped(scene, 12.5, 7.2, 1.5)).mse > 100
 
 
 def test_a_change_in_a_shaken_frame_is_still_found(scene: np.ndarray) -> None:
     detector = Detector(DetectorSettings())
     detector.set_baseline(scene)
     changed = warped(with_object(scene, 200, 150, 60, 60, colour=(0, 0, 0)), 9.0, -5.0, 1.0)
-    result = detector.detect(changed)
+    result = twice(detector, changed)
     assert result.differs
     x, y, w, h = result.boxes[0]
     assert abs(x + w / 2 - 230) < 30 and abs(y + h / 2 - 180) < 30
@@ -66,10 +66,10 @@ def test_learned_variation_keeps_swaying_foliage_quiet_but_not_an_object(
     single = Detector(settings)
     single.set_baseline(swaying(scene, 0))
     later = [swaying(scene, i) for i in range(100, 110)]
-    assert not any(learned.detect(f).differs for f in later)
-    assert all(single.detect(f).differs for f in later)  # what the model is for
+    assert not any(twice(learned, f).differs for f in later)
+    assert all(twice(single, f).differs for f in later)  # what the model is for
     intruder = with_object(swaying(scene, 200), 100, 200, 80, 80, colour=(250, 250, 250))
-    assert learned.detect(intruder).differs
+    assert twice(learned, intruder).differs
 
 
 def test_a_passer_by_during_learning_is_not_learned(scene: np.ndarray) -> None:
@@ -78,9 +78,9 @@ def test_a_passer_by_during_learning_is_not_learned(scene: np.ndarray) -> None:
         frames[i] = with_object(frames[i], 300, 100, 60, 120, colour=(20, 20, 20))
     detector = Detector(DetectorSettings())
     detector.set_model(detector.model_of(frames))
-    assert not detector.detect(add_noise(scene, 3, seed=99)).differs
+    assert not twice(detector, add_noise(scene, 3, seed=99)).differs
     back = with_object(add_noise(scene, 3, seed=98), 300, 100, 60, 120, colour=(20, 20, 20))
-    assert detector.detect(back).differs
+    assert twice(detector, back).differs
 
 
 @pytest.mark.parametrize("gain", [0.25, 0.5, 2.0, 3.0])
@@ -91,9 +91,9 @@ def test_exposure_changes_are_absorbed_and_changes_score_alike(
     detector = Detector(DetectorSettings())
     detector.set_baseline(dim)
     relit = cv2.convertScaleAbs(dim, alpha=gain)
-    assert not detector.detect(relit).differs
+    assert not twice(detector, relit).differs
     with_thing = with_object(dim, 200, 150, 60, 60, colour=(0, 0, 0))
-    assert detector.detect(cv2.convertScaleAbs(with_thing, alpha=gain)).differs
+    assert twice(detector, cv2.convertScaleAbs(with_thing, alpha=gain)).differs
 
 
 def test_single_image_learns_its_tolerance_from_the_next_frames(scene: np.ndarray) -> None:
@@ -117,7 +117,7 @@ def test_single_image_learns_its_tolerance_from_the_next_frames(scene: np.ndarra
 def test_tamper_reasons(scene: np.ndarray, make: object, reason: str) -> None:
     detector = Detector(DetectorSettings())
     detector.set_baseline(scene)
-    result = detector.detect(make(scene))  # type: ignore[operator]
+    result = twice(detector, make(scene))  # type: ignore[operator]
     assert result.tamper == reason
     assert not result.differs
 
@@ -146,7 +146,7 @@ def test_mode_switch_to_grey_learns_a_night_reference_then_uses_both(scene: np.n
     assert {m.mode for m in detector.learned} == {GREY}
     assert set(detector.models) == {COLOUR, GREY}
     person = with_object(grey, 300, 100, 60, 120, colour=(250, 250, 250))
-    assert detector.detect(person).differs
+    assert twice(detector, person).differs
     day = [detector.detect(add_noise(scene, 2, seed=50 + i)) for i in range(6)]
     assert not any(r.differs for r in day)
     assert day[-1].mode == COLOUR
