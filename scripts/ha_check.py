@@ -77,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=18830)
     parser.add_argument("--keep", action="store_true", help="leave Home Assistant running")
+    parser.add_argument(
+        "--run-script",
+        type=Path,
+        default=HA / "run.sh",
+        help="the harness's run.sh, or a copy that starts another Home Assistant release",
+    )
     args = parser.parse_args(argv)
-    subprocess.run([str(HA / "run.sh"), str(args.port)], check=True)
+    subprocess.run([str(args.run_script), str(args.port)], check=True)
     ha = harness(args.port)
     camera = MjpegCamera(CLEAN)
     camera.start()

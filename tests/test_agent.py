@@ -260,6 +260,9 @@ def test_monitoring_off_ends_an_open_episode(rig: Rig) -> None:
 
 
 COVERED = np.full_like(CLEAN, 14)
+BLINDED = np.full_like(CLEAN, 252)
+# Turned away: another view altogether (another room, another texture).
+TURNED = DemoRenderer(DemoScene(frames=1, drift=0.0, seed=31, things=())).frame(0)
 NIGHT = np.repeat(CLEAN.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
 
 
@@ -343,3 +346,19 @@ def test_night_mode_learns_its_own_reference_and_opens_no_episode(quick: Rig) ->
     assert [
         (e["event_type"], e["score"], e["changed_fraction"], e["boxes"]) for e in quick.events()
     ] == []
+
+
+@pytest.mark.parametrize(("image", "reason"), [(BLINDED, "blinded"), (TURNED, "moved")])
+def test_blinded_or_turned_camera_is_tamper_and_ends_when_restored(
+    quick: Rig, image: Image, reason: str
+) -> None:
+    bus = quick.start()
+    bus.connect()
+    assert wait_for(lambda: learned(quick), 10)
+    quick.image = image
+    assert wait_for(lambda: [e["event_type"] for e in quick.events()] == ["tamper_started"], 10)
+    assert quick.events()[0]["reason"] == reason
+    quick.image = CLEAN
+    assert wait_for(lambda: len(quick.events()) == 2, 10)
+    assert quick.events()[1]["event_type"] == "tamper_ended"
+    assert not any(e["event_type"].startswith("change") for e in quick.events())

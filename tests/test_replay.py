@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 
+from scene_agent.camera import parse_source
 from scene_agent.cli import main
 from scene_agent.config import DetectorSettings
 from scene_agent.demo import DemoRenderer, DemoScene, Thing
@@ -262,3 +264,43 @@ def test_a_reader_failure_mid_way_is_raised_not_swallowed() -> None:
 
     with pytest.raises(OSError, match="device vanished"):
         replay(Source("demo", "demo"), DetectorSettings(), opener=lambda _s: Failing())
+
+
+def test_exposure_ramp_passer_by_and_parcel_give_exactly_two_episodes(
+    tmp_path: Path, scene_video: SceneVideo
+) -> None:
+    # The exposure climbs 15 % in 15 small steps over the first 150 frames while a figure
+    # crosses and a parcel is put down and left: only those two are episodes.
+    ramp = tuple((10 * (i + 1), 240, 1.15 ** (1 / 15)) for i in range(15))
+    path, scene = scene_video(drift=0.0, exposure_steps=ramp)
+    result = run_replay(tmp_path, str(path), "--plot", str(tmp_path / "score.png"))
+    assert_matches_truth(result, scene)
+    plot = cv2.imread(str(tmp_path / "score.png"))
+    assert plot is not None and plot.shape[1] == 1200
+    # The plot shades the two episodes (orange) on white.
+    orange = np.all(plot == (170, 215, 255), axis=2)
+    assert orange.any(axis=0).sum() > 100
+
+
+def test_a_scene_that_differs_from_the_start_gets_a_threshold_hint(tmp_path: Path) -> None:
+    # Something is there from the first frame on that the reference picture lacks: the
+    # episode covers the whole clip, which is what a too-low threshold also looks like.
+    bag = Thing(0, None, (80, 60), (30, 110, 200), (420.0, 250.0))
+    scene = DemoScene(frames=60, exposure_steps=(), things=(bag,))
+    renderer = DemoRenderer(scene)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(scene.frames):
+        cv2.imwrite(str(frames / f"in{i:06d}.jpg"), renderer.frame(i))
+    empty = DemoRenderer(DemoScene(frames=1, exposure_steps=(), things=())).frame(0)
+    result = replay(
+        parse_source(str(frames / "in%06d.jpg")),
+        DetectorSettings(),
+        baseline=empty,
+        baseline_frames=1,
+        fps=10,
+        keep_scores=True,
+    )
+    advice = result.threshold_advice()
+    assert advice is not None and "--threshold" in advice
+    assert advice in result.summary()
