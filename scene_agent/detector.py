@@ -65,6 +65,7 @@ __all__ = [
     "Detector",
     "Image",
     "ModelLearner",
+    "Observation",
     "median_frame",
     "preprocess",
     "to_grey",
@@ -99,6 +100,14 @@ class Detection:
     tamper: str | None = None  # this frame's tamper reason (see ``tamper``), if any
     learning: bool = False  # the reference is still being learned: nothing decided
     mode: str = "colour"
+
+
+class Observation(NamedTuple):
+    """A frame as the detector sees it: its working image, colourfulness and shape."""
+
+    grey: Image
+    chroma: float
+    shape: tuple[int, ...]
 
 
 class _Prepared:
@@ -193,6 +202,10 @@ class Detector:
         """The frame's working image (what models are learned from)."""
         return preprocess(frame, self.size_for(frame.shape), self._settings.blur)
 
+    def observe(self, frame: Image) -> Observation:
+        """What the detector needs of a frame: it can judge it later without the frame."""
+        return Observation(self.working(frame), chroma(frame), tuple(frame.shape))
+
     def learner(self) -> ModelLearner:
         """Collects frames for a new reference model (``ModelLearner.finish``)."""
         return ModelLearner(self)
@@ -204,9 +217,10 @@ class Detector:
             learner.add(frame)
         return learner.finish()
 
-    def set_baseline(self, image: Image) -> SceneModel:
+    def set_baseline(self, image: Image | Observation) -> SceneModel:
         """One image as the reference of its mode; its tolerance is learned later."""
-        model = model_from_image(self.working(image), _mode_of([image]))
+        seen = image if isinstance(image, Observation) else self.observe(image)
+        model = model_from_image(seen.grey, _mode_of_chroma([seen.chroma]))
         self.set_model(model)
         return model
 
@@ -218,8 +232,8 @@ class Detector:
         self._references[model.mode] = _Prepared(model, self._settings, self._mask)
         self._learner = None
 
-    def learn_tolerance(self, frames: Iterable[Image]) -> SceneModel | None:
-        """Learns the current reference's tolerance from these full frames, at once."""
+    def learn_tolerance(self, frames: Iterable[Image | Observation]) -> SceneModel | None:
+        """Learns the current reference's tolerance from these frames, at once."""
         learner = self.learner()
         for frame in frames:
             learner.add(frame)
@@ -237,16 +251,17 @@ class Detector:
 
     # --- per frame ------------------------------------------------------------------
 
-    def detect(self, frame: Image) -> Detection:
+    def detect(self, frame: Image | Observation) -> Detection:
         if not self._references:
             raise RuntimeError("no baseline set")
-        grey = self.working(frame)
+        seen = frame if isinstance(frame, Observation) else self.observe(frame)
+        grey, shape = seen.grey, seen.shape
         if self._modes.mode is None:
             self._modes.mode = next(iter(self._references))
         mode = self._modes.mode
         if not blank(grey):
             # A covered or blinded lens has no colour either: it is not a night mode.
-            mode = self._modes.update(chroma(frame))
+            mode = self._modes.update(seen.chroma)
             if self._modes.switching:
                 # The camera may be switching to infrared or back: judged from the next
                 # frame in the new mode on, against its own reference.
@@ -256,15 +271,13 @@ class Detector:
             ref = next(iter(self._references.values()))
         if ref is None:
             return self._learn(mode, grey, None)
-        if ref.model.size != self.size_for(frame.shape):
+        if ref.model.size != self.size_for(shape):
             # The camera's resolution changed: the model follows at the new size.
-            ref = _Prepared(
-                ref.model.resized(self.size_for(frame.shape)), self._settings, self._mask
-            )
+            ref = _Prepared(ref.model.resized(self.size_for(shape)), self._settings, self._mask)
             self._references[ref.model.mode] = ref
         if ref.model.tolerance is None and self.learn_frames > 1:
             return self._learn(ref.model.mode, grey, ref)
-        return self._score(grey, ref, frame.shape, mode)
+        return self._score(grey, ref, shape, mode)
 
     def _learn(self, mode: str, grey: Image, ref: _Prepared | None) -> Detection:
         frames = max(self.learn_frames, 1)
@@ -427,10 +440,6 @@ def _changed(residual: MatLike, pixel_threshold: float, valid: Image | None) -> 
     return result
 
 
-def _mode_of(frames: Sequence[Image]) -> str:
-    return _mode_of_chroma([chroma(f) for f in frames])
-
-
 def _mode_of_chroma(values: Sequence[float]) -> str:
     return ModeTracker(frames=1).update(float(np.median(values)) if values else 0.0)
 
@@ -446,12 +455,12 @@ class ModelLearner:
         self.greys: list[Image] = []
         self._chroma: list[float] = []
 
-    def add(self, frame: Image) -> None:
-        grey = self._detector.working(frame)
-        if self.greys and grey.shape != self.greys[0].shape:
+    def add(self, frame: Image | Observation) -> None:
+        seen = frame if isinstance(frame, Observation) else self._detector.observe(frame)
+        if self.greys and seen.grey.shape != self.greys[0].shape:
             raise ValueError("the frames differ in size")
-        self.greys.append(grey)
-        self._chroma.append(chroma(frame))
+        self.greys.append(seen.grey)
+        self._chroma.append(seen.chroma)
 
     @property
     def mode(self) -> str:

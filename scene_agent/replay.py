@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +18,10 @@ from typing import Any
 
 from scene_agent.camera import FrameReader, Source, open_source
 from scene_agent.config import DetectorSettings
-from scene_agent.detector import Detector, Image
+from scene_agent.detector import Detector, Image, Observation
 from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
 from scene_agent.errors import SourceError
-from scene_agent.labels import encode_jpeg, label_frame
+from scene_agent.labels import decode_jpeg, encode_jpeg, label_frame
 from scene_agent.reference import SceneModel
 from scene_agent.tamper import TamperEnded, TamperStarted, TamperTracker
 
@@ -117,41 +117,38 @@ def _frames_from(
 
 def prepare_reference(
     detector: Detector,
-    source: Source,
+    observations: Sequence[Observation],
     *,
     baseline: int | Image,
-    baseline_frames: int | None,
+    count: int,
     window: int,
-    opener: Callable[[Source], FrameReader] = open_source,
+    describe: str,
 ) -> SceneModel:
     """Sets the detector's reference as replay's options say, and returns it.
 
-    ``baseline`` an index: the model is learned from ``baseline_frames`` frames from
-    there (default: the learning window). An image, or a single frame: that picture,
-    whose normal variation is learned from the window's frames from the same point (the
-    first frames of the source, for an image). Reads the frames in a pass of its own,
-    keeping only their small working images.
+    ``observations`` are the frames from the baseline's start. ``baseline`` an index: the
+    model is learned from ``count`` frames from there. An image, or a single frame: that
+    picture, whose normal variation is learned from the ``window`` frames from the same
+    point (the first frames of the source, for an image).
     """
-    start = baseline if isinstance(baseline, int) else 0
-    count = baseline_frames if baseline_frames is not None else window
     if isinstance(baseline, int) and count > 1:
         learner = detector.learner()
-        for frame in _frames_from(source, start, count, opener):
-            learner.add(frame)
+        for seen in observations[:count]:
+            learner.add(seen)
         if not learner.greys:
-            raise SourceError(f"baseline frame {start} is past the end of {source.describe()}")
+            raise SourceError(f"baseline frame {baseline} is past the end of {describe}")
         if len(learner.greys) < count:
             log.warning("only %d of %d baseline frames were available", len(learner.greys), count)
         detector.set_model(learner.finish())
     else:
         if isinstance(baseline, int):
-            picture = next(_frames_from(source, start, 1, opener), None)
-            if picture is None:
-                raise SourceError(f"baseline frame {start} is past the end of {source.describe()}")
-            baseline = picture
-        detector.set_baseline(baseline)
+            if not observations:
+                raise SourceError(f"baseline frame {baseline} is past the end of {describe}")
+            detector.set_baseline(observations[0])
+        else:
+            detector.set_baseline(baseline)
         if window > 1:
-            detector.learn_tolerance(_frames_from(source, start, window, opener))
+            detector.learn_tolerance(observations[:window])
     detector.learned.clear()
     return next(iter(detector.models.values()))
 
@@ -267,6 +264,52 @@ class Prefetcher:
         self._thread.join(timeout=5)
 
 
+def _learn_reference(
+    detector: Detector,
+    source: Source,
+    reader: Prefetcher,
+    *,
+    baseline: int | Image,
+    count: int,
+    window: int,
+    keep_pictures: bool,
+    opener: Callable[[Source], FrameReader],
+) -> Iterator[tuple[Observation, Image | None]]:
+    """Sets the reference, and returns every frame of the pass to be judged.
+
+    The frames the reference is learned from are read once, in the pass, when they are
+    the first ones (kept small: working images, and JPEGs only for labelled output); a
+    later baseline index needs a pass of its own.
+    """
+    needed = count if isinstance(baseline, int) and count > 1 else window
+    buffered: list[tuple[Observation, bytes | None]] = []
+    if isinstance(baseline, int) and baseline > 0:
+        observations = [detector.observe(f) for f in _frames_from(source, baseline, needed, opener)]
+    else:
+        while len(buffered) < needed and (frame := reader.read()) is not None:
+            jpeg = encode_jpeg(frame, 95) if keep_pictures else None
+            buffered.append((detector.observe(frame), jpeg))
+        observations = [seen for seen, _ in buffered]
+    prepare_reference(
+        detector,
+        observations,
+        baseline=baseline,
+        count=count,
+        window=window,
+        describe=source.describe(),
+    )
+    return _pass(detector, buffered, reader)
+
+
+def _pass(
+    detector: Detector, buffered: list[tuple[Observation, bytes | None]], reader: Prefetcher
+) -> Iterator[tuple[Observation, Image | None]]:
+    for seen, jpeg in buffered:
+        yield seen, decode_jpeg(jpeg) if jpeg is not None else None
+    while (frame := reader.read()) is not None:
+        yield detector.observe(frame), frame
+
+
 def _tamper_span(spans: list[dict[str, Any]], change: object, index: int) -> None:
     if isinstance(change, TamperStarted):
         spans.append({"start_frame": index, "end_frame": None, "reason": change.reason})
@@ -290,19 +333,26 @@ def replay(
 ) -> ReplayResult:
     """Run the detector and episode logic over every frame of ``source``."""
     detector = Detector(settings, mask)
-    probe = opener(source)
-    rate = fps or probe.fps or DEFAULT_FPS
-    probe.close()
+    raw = opener(source)
+    reader = Prefetcher(raw)
+    rate = fps or raw.fps or DEFAULT_FPS
     window = max(1, round(settings.learn_s * rate))
     detector.learn_frames = window
-    prepare_reference(
-        detector,
-        source,
-        baseline=baseline,
-        baseline_frames=baseline_frames,
-        window=window,
-        opener=opener,
-    )
+    try:
+        frames = _learn_reference(
+            detector,
+            source,
+            reader,
+            baseline=baseline,
+            count=baseline_frames if baseline_frames is not None else window,
+            window=window,
+            keep_pictures=out_dir is not None,
+            opener=opener,
+        )
+    except BaseException:
+        reader.close()
+        raw.close()
+        raise
     tracker: EpisodeTracker[Image | None] = EpisodeTracker(
         settings.min_frames, settings.event_gap_s
     )
@@ -310,13 +360,11 @@ def replay(
         out_dir.mkdir(parents=True, exist_ok=True)
     episodes = _EpisodeLog(detector.threshold, out_dir, jpeg_quality)
     tamper = TamperTracker(settings.tamper_s, settings.tamper_clear_s)
-    raw = opener(source)
-    reader = Prefetcher(raw)
     result = ReplayResult(frames=0, fps=rate, threshold=detector.threshold, events=[])
     started_at = time.perf_counter()
     try:
-        while (frame := reader.read()) is not None:
-            detection = detector.detect(frame)
+        for seen, frame in frames:
+            detection = detector.detect(seen)
             index = result.frames
             if keep_scores:
                 result.scores.append(detection.score)
