@@ -170,7 +170,8 @@ def test_page_in_chromium_drives_the_agent(tmp_path: Path, page: tuple[Page, lis
         camera.show(CLEAN)
         expect(tab.locator("#tamper")).to_have_text("none", timeout=15000)
 
-        tab.screenshot(path=str(tmp_path / "page.png"))
+        tab.evaluate("window.scrollTo(0, 0)")
+        tab.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         assert errors == []
     finally:
         agent.stop()
