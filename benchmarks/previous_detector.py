@@ -1,10 +1,6 @@
 """The round-1 detector, frozen here as a row of the quality benchmark (not used by the agent).
 
-It scored a frame against the user's baseline image:
-
-Pure core: numpy and OpenCV image maths only; no camera, no files, no MQTT.
-
-Per frame:
+It scored a frame against the user's baseline image, per frame (boxes left out here):
 1. *Preprocess* to a small blurred grey image (``width`` pixels wide, Gaussian ``blur``):
    averaging down from full size removes most sensor noise and JPEG block artefacts,
    and makes the cost independent of the camera's resolution.
@@ -25,7 +21,6 @@ The baseline's working image and histogram are computed once, when it is set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -52,11 +47,8 @@ class PreviousSettings:
 
 Box = tuple[int, int, int, int]
 
-# Regions smaller than this (in working-image pixels, after despeckling) are not boxed.
-_MIN_BOX_PIXELS = 6
 _SAMPLE_STEP = 3  # the lighting guard fits its tone curve to one pixel in 3x3
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-_MERGE_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,28 +215,6 @@ class Detector:
             changed = cv2.bitwise_and(changed, ref.mask)
         changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _KERNEL)
         changed_fraction = cv2.countNonZero(changed) / ref.watched
-        boxes = self._boxes(changed, frame.shape, ref.size) if changed_fraction > 0 else ()
+        boxes: tuple[Box, ...] = ()  # not needed by the benchmarks
         differs = score >= self.threshold and changed_fraction >= s.min_area
         return Detection(score, changed_fraction, boxes, differs)
-
-    @staticmethod
-    def _boxes(
-        changed: Image, frame_shape: Sequence[int], size: tuple[int, int]
-    ) -> tuple[Box, ...]:
-        # Nearby changed pixels are merged into one region before boxing (contours are
-        # an order of magnitude cheaper than connected-component statistics here).
-        merged = cv2.dilate(changed, _MERGE_KERNEL)
-        contours, _ = cv2.findContours(merged, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        sx = int(frame_shape[1]) / size[0]
-        sy = int(frame_shape[0]) / size[1]
-        boxes: list[Box] = []
-        for contour in contours:
-            x, y, w, h = cv2.boundingRect(contour)
-            if w * h < _MIN_BOX_PIXELS:
-                continue
-            x0, y0 = int(x * sx), int(y * sy)
-            x1 = min(int(frame_shape[1]), round((x + w) * sx))
-            y1 = min(int(frame_shape[0]), round((y + h) * sy))
-            boxes.append((x0, y0, x1 - x0, y1 - y0))
-        boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
-        return tuple(boxes)
