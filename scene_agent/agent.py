@@ -675,6 +675,10 @@ class Agent:
             return
         command_name = name[:80]
 
+        refused_response = None
+        if message.response_topic is not None:
+            refused_response = self.topics.response_topic_problem(message.response_topic)
+
         def reply(ok: bool, text: str, extra: dict[str, Any]) -> None:
             answer = reply_payload(command_name, ok, text, **extra)
             if message.reply_to is not None:
@@ -683,13 +687,29 @@ class Agent:
                 except Exception:
                     log.debug("web reply could not be handed over", exc_info=True)
             body = json.dumps(answer).encode()
-            if message.response_topic:
+            if message.response_topic and refused_response is None:
                 self._publish(
                     message.response_topic, body, qos=1, correlation=message.correlation_data
                 )
             else:
-                self._publish(self.topics.reply, body, qos=1)
+                self._publish(self.topics.reply, body, qos=1, correlation=message.correlation_data)
 
+        if refused_response is not None:
+            log.warning("refused %s: %s", command_name, refused_response)
+            reply(False, f"not executed: {refused_response}", {})
+            return
+        if message.retained:
+            # A retained command would run again at every (re)connect: a retained
+            # cmd/stop would turn monitoring off at every restart.
+            log.warning("refused retained %s", command_name)
+            reply(
+                False,
+                "not executed: the command was retained by the broker (sent with the retain "
+                "flag); send it without, and clear the retained one with an empty retained "
+                "message",
+                {},
+            )
+            return
         try:
             command = parse_command(name, message.payload)
         except CommandError as exc:

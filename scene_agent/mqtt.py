@@ -42,6 +42,7 @@ class Message:
     correlation_data: bytes | None = None
     # Set for commands from the web page: it also gets the reply (MQTT gets it too).
     reply_to: Callable[[dict[str, Any]], None] | None = None
+    retained: bool = False  # delivered from the broker's store, not sent just now
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +223,13 @@ class MqttBus:
         if correlation_data is not None and self._v5:
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.CorrelationData = correlation_data
-        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        try:
+            info = self._client.publish(
+                topic, payload, qos=qos, retain=retain, properties=properties
+            )
+        except ValueError as exc:  # a topic paho refuses (wildcards, empty, too long)
+            log.warning("not published to %r: %s", topic[:100], exc)
+            return None
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return None
         return info.mid
@@ -273,7 +280,13 @@ class MqttBus:
                 response_topic = getattr(props, "ResponseTopic", None)
                 correlation = getattr(props, "CorrelationData", None)
             self._inbox.put_command(
-                Message(msg.topic, bytes(msg.payload), response_topic, correlation)
+                Message(
+                    msg.topic,
+                    bytes(msg.payload),
+                    response_topic,
+                    correlation,
+                    retained=bool(msg.retain),
+                )
             )
         except Exception:
             log.exception("MQTT message callback failed")

@@ -105,6 +105,26 @@ class Topics:
     def discovery_config(self, component: str, obj: str) -> str:
         return f"{self.discovery_prefix}/{component}/{self.camera_id}/{obj}/config"
 
+    def response_topic_problem(self, topic: str) -> str | None:
+        """Why a requested MQTT 5 response topic must not be used, or None if it may.
+
+        A reply goes to a plain topic name (no wildcards, no NUL, at most 65535 bytes)
+        that is not one of the agent's command topics: a reply published onto
+        ``cmd/stop`` would be a command.
+        """
+        if not topic:
+            return "the response topic is empty"
+        if "+" in topic or "#" in topic or "\0" in topic:
+            return "the response topic must be a topic name, without wildcards"
+        if len(topic.encode("utf-8", "surrogatepass")) > 65535:
+            return "the response topic is too long"
+        name = self.command_name(topic)
+        if name is not None and (
+            name.startswith("cmd/") or (name.count("/") == 1 and name.endswith("/set"))
+        ):
+            return "the response topic may not be one of the agent's command topics"
+        return None
+
     def command_name(self, topic: str) -> str | None:
         """The command part of a topic under ``base`` (``cmd/list``), or None if outside."""
         prefix = self.base + "/"

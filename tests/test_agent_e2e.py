@@ -356,3 +356,56 @@ def test_mqtt5_response_topic_and_correlation_data(
     assert rec.on("reply") == []  # answered where asked, not on the shared topic
     agent.stop()
     rec.close()
+
+
+def test_retained_commands_are_refused_not_run(
+    tmp_path: Path, broker: Broker, running: list[AgentProcess]
+) -> None:
+    cam = new_id()
+    rec = Recorder(broker.port, f"{PREFIX}/{cam}")
+    # Left retained on the broker, as a phone app with "retain" ticked would (an empty
+    # retained payload would clear the topic instead).
+    rec.client.publish(f"{PREFIX}/{cam}/cmd/stop", b"PRESS", qos=1, retain=True)
+    rec.client.publish(f"{PREFIX}/{cam}/cmd/delete", b"all", qos=1, retain=True)
+    agent = AgentProcess(tmp_path, agent_env(broker, tmp_path / "data", cam, "demo"))
+    running.append(agent)
+    agent.start()
+    rec.wait("availability", lambda m: m.payload == b"online")
+    stop = rec.wait("reply", lambda m: m.json()["command"] == "cmd/stop").json()
+    delete = rec.wait("reply", lambda m: m.json()["command"] == "cmd/delete").json()
+    for reply in (stop, delete):
+        assert reply["ok"] is False and "retained" in reply["message"]
+    assert rec.retained(broker.port, "monitoring/state") == b"ON"
+    # A plain (not retained) stop still works.
+    assert rec.command("cmd/stop")["ok"] is True
+    rec.wait("monitoring/state", lambda m: m.payload == b"OFF")
+    agent.stop()
+    rec.close()
+
+
+@pytest.mark.parametrize(
+    ("response_topic", "why"),
+    [("x/#", "wildcards"), ("a/+/b", "wildcards"), ("cmd/stop", "command topics")],
+)
+def test_bad_mqtt5_response_topics_are_refused_and_the_agent_lives(
+    tmp_path: Path, broker: Broker, running: list[AgentProcess], response_topic: str, why: str
+) -> None:
+    cam = new_id()
+    env = agent_env(broker, tmp_path / "data", cam, "demo", mqtt__protocol="5")
+    agent = AgentProcess(tmp_path, env)
+    running.append(agent)
+    rec = Recorder(broker.port, f"{PREFIX}/{cam}", v5=True)
+    agent.start()
+    rec.wait("availability", lambda m: m.payload == b"online")
+    rec.wait("monitoring/state", lambda m: m.payload == b"ON")
+    topic = f"{PREFIX}/{cam}/{response_topic}" if response_topic == "cmd/stop" else response_topic
+    rec.send("cmd/list", "", ResponseTopic=topic, CorrelationData=b"r1")
+    reply = rec.wait("reply")
+    assert reply.json()["ok"] is False and why in reply.json()["message"]
+    assert reply.correlation_data == b"r1"
+    # Still alive and answering; monitoring was not stopped by a reply on cmd/stop.
+    assert rec.command("cmd/list")["ok"] is True
+    assert rec.retained(broker.port, "monitoring/state") == b"ON"
+    assert agent.alive() and "Traceback" not in agent.log()
+    agent.stop()
+    rec.close()
