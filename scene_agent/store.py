@@ -167,8 +167,15 @@ class RuntimeStore:
     def load(self) -> RuntimeState | None:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
+            last_change = raw.get("last_change")
+            if last_change is not None:
+                last_change = str(last_change)
+                # Only a time goes back out (it feeds a timestamp sensor): ValueError if not.
+                datetime.fromisoformat(last_change.replace("Z", "+00:00"))
             state = RuntimeState(
-                monitoring=bool(raw["monitoring"]), threshold=float(raw["threshold"])
+                monitoring=bool(raw["monitoring"]),
+                threshold=float(raw["threshold"]),
+                last_change=last_change,
             )
         except FileNotFoundError:
             return None

@@ -168,6 +168,16 @@ class WebContext:
     scores: Callable[[], tuple[tuple[float, float | None], ...]] = lambda: ()
 
 
+MAX_OFFSET = 10_000_000
+
+
+def _whole(text: str) -> int | None:
+    """A whole number written in ASCII digits (``"²".isdigit()`` is true), or None."""
+    if not text or len(text) > 12 or not all("0" <= c <= "9" for c in text):
+        return None
+    return int(text)
+
+
 def _read_asset(name: str) -> bytes:
     return resources.files("scene_agent").joinpath("webui", name).read_bytes()
 
@@ -240,6 +250,9 @@ def create_app(ctx: WebContext) -> Flask:  # noqa: PLR0915 - one small function 
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"
         )
+        if token is not None:
+            # Behind a token, nothing may be kept by a browser or a proxy cache.
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     def require_csrf() -> None:
@@ -296,15 +309,19 @@ def create_app(ctx: WebContext) -> Flask:  # noqa: PLR0915 - one small function 
 
     @app.get("/api/events")
     def api_events() -> Response:
-        limit = request.args.get("limit", "24")
-        offset = request.args.get("offset", "0")
-        if not (limit.isdigit() and offset.isdigit()) or not 1 <= int(limit) <= 100:
+        limit = _whole(request.args.get("limit", "24"))
+        offset = _whole(request.args.get("offset", "0"))
+        if limit is None or offset is None or not 1 <= limit <= 100 or offset > MAX_OFFSET:
             return make_response(
-                jsonify(ok=False, message="limit must be 1-100 and offset a whole number"), 400
+                jsonify(
+                    ok=False,
+                    message=f"limit must be 1-100 and offset a whole number up to {MAX_OFFSET}",
+                ),
+                400,
             )
         store = events_store()
         try:
-            events = store.recent(limit=int(limit), offset=int(offset))
+            events = store.recent(limit=limit, offset=offset)
             total = store.count()
         finally:
             store.close()

@@ -10,7 +10,15 @@ import pytest
 from scene_agent.config import StorageSettings
 from scene_agent.errors import UnsafePathError
 from scene_agent.payloads import EVENT_ID_PATTERN, new_event_id
-from scene_agent.store import BaselineInfo, BaselineStore, EventStore, atomic_write, inside
+from scene_agent.store import (
+    BaselineInfo,
+    BaselineStore,
+    EventStore,
+    RuntimeState,
+    RuntimeStore,
+    atomic_write,
+    inside,
+)
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -189,3 +197,15 @@ def test_baseline_roundtrip_and_bad_files(tmp_path: Path) -> None:
     assert store.load() == (b"\xff\xd8jpeg", info)
     (tmp_path / "baseline.json").write_text("{not json")
     assert store.load() is None
+
+
+def test_runtime_state_keeps_the_last_change_across_a_restart(tmp_path: Path) -> None:
+    store = RuntimeStore(tmp_path)
+    store.save(RuntimeState(False, 33.0, last_change="2026-11-30T08:00:00.000Z"))
+    assert RuntimeStore(tmp_path).load() == RuntimeState(False, 33.0, "2026-11-30T08:00:00.000Z")
+    store.save(RuntimeState(True, 12.0))
+    assert RuntimeStore(tmp_path).load() == RuntimeState(True, 12.0, None)
+    (tmp_path / "runtime.json").write_text(
+        '{"monitoring": true, "threshold": 12, "last_change": "not a time"}'
+    )
+    assert RuntimeStore(tmp_path).load() is None  # refused whole, logged: the settings apply

@@ -184,7 +184,9 @@ def test_token_guards_everything_but_healthz(tmp_path: Path) -> None:
     for path in ("/", "/api/state", "/api/events", "/stream.mjpg", "/baseline.jpg"):
         assert client.get(path).status_code == 401, path
     assert client.get("/api/state", headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert client.get("/api/state", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    authorised = client.get("/api/state", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert authorised.status_code == 200
+    assert authorised.headers["Cache-Control"] == "no-store"
     login = client.get(f"/?token={TOKEN}")
     assert login.status_code == 302 and login.headers["Location"] == "/"
     assert "HttpOnly" in login.headers["Set-Cookie"]
@@ -238,5 +240,14 @@ def test_live_stream_shares_one_encoder_and_caps_viewers(
 def test_bad_query_values(setup: tuple[Settings, Inbox, Path]) -> None:
     settings, inbox, data = setup
     client, _ = make_client(settings, inbox, data)
-    for query in ("limit=0", "limit=1000", "limit=abc", "offset=-1"):
+    for query in (
+        "limit=0",
+        "limit=1000",
+        "limit=abc",
+        "offset=-1",
+        "limit=%C2%B2",  # "²": str.isdigit() says yes, int() says no
+        "offset=%D9%A3",  # an Arabic-Indic three
+        "offset=99999999999999999999",
+        "limit=",
+    ):
         assert client.get(f"/api/events?{query}").status_code == 400, query
