@@ -169,6 +169,9 @@ class WebContext:
 
 
 MAX_OFFSET = 10_000_000
+CONNECTION_LIMIT = 400
+IDLE_TIMEOUT_S = 10
+CLEANUP_S = 2
 
 
 def _whole(text: str) -> int | None:
@@ -431,8 +434,18 @@ class WebServer:
         web = self._ctx.settings.web
         app = create_app(self._ctx)
         # Live views hold a thread each: room for all of them plus ordinary requests.
+        # Idle connections are closed after IDLE_TIMEOUT_S (checked every CLEANUP_S), and
+        # there is room for CONNECTION_LIMIT of them: waitress's defaults (100, 120 s, 30 s)
+        # let about a hundred idle sockets lock out the page and /healthz for minutes.
         self._server = create_server(
-            app, host=web.host, port=web.port, threads=web.max_streams + 4, ident="scene-agent"
+            app,
+            host=web.host,
+            port=web.port,
+            threads=web.max_streams + 4,
+            ident="scene-agent",
+            connection_limit=CONNECTION_LIMIT,
+            channel_timeout=IDLE_TIMEOUT_S,
+            cleanup_interval=CLEANUP_S,
         )
         self._ctx.hub.start()
         self._thread = threading.Thread(target=self._serve, name="web", daemon=True)

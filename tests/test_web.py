@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +22,15 @@ from scene_agent.mqtt import Inbox
 from scene_agent.payloads import new_event_id, reply_payload
 from scene_agent.store import EventStore
 from scene_agent.topics import Topics
-from scene_agent.web import PreviewHub, WebContext, create_app
+from scene_agent.web import (
+    CLEANUP_S,
+    IDLE_TIMEOUT_S,
+    PreviewHub,
+    WebContext,
+    WebServer,
+    create_app,
+)
+from tests.mqtt_helpers import free_port, port_open, wait_for
 
 TOKEN = "let-me-in-0123456789"
 
@@ -251,3 +261,36 @@ def test_bad_query_values(setup: tuple[Settings, Inbox, Path]) -> None:
         "limit=",
     ):
         assert client.get(f"/api/events?{query}").status_code == 400, query
+
+
+def test_idle_connections_do_not_lock_out_healthz(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    settings = load_settings(
+        overrides={"storage": {"data_dir": data}, "web": {"enabled": True, "port": port}},
+        secrets_dir=tmp_path / "none",
+    )
+    ctx = WebContext(
+        settings=settings,
+        topics=Topics("scene_agent", settings.camera.id),
+        inbox=Inbox(),
+        hub=PreviewHub(LatestFrame(), fps=5, quality=70, max_viewers=2),
+        state=lambda: {"monitoring": True, "camera": "online"},
+        data_dir=data,
+    )
+    server = WebServer(ctx)
+    server.start()
+    idle: list[socket.socket] = []
+    try:
+        assert wait_for(lambda: port_open(port), 10)
+        for _ in range(150):  # more than waitress's default limit of 100
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert answer.status == 200
+        # The idle ones are closed by the server after its idle timeout.
+        idle[0].settimeout(IDLE_TIMEOUT_S + 3 * CLEANUP_S + 5)
+        assert idle[0].recv(1) == b""
+    finally:
+        for s in idle:
+            s.close()
+        server.stop()
