@@ -75,6 +75,7 @@ SNAPSHOT_TIMEOUT_S = 15.0
 MAX_COMMANDS_PER_TICK = 200
 PENDING_BATCH = 50
 SCORE_HISTORY_S = 600
+FLOOD_LOG_INTERVAL_S = 10.0
 SNAPSHOT_PICTURES = 7  # full frames kept for the baseline picture's median
 
 FramePayload = tuple[Image, datetime]  # what the episode tracker keeps with a frame
@@ -138,6 +139,7 @@ class Agent:
         self._last_preview_at = 0.0
         self._last_heartbeat_at = 0.0
         self._dropped_reported = 0
+        self._flood_logged_at = -FLOOD_LOG_INTERVAL_S
         self._last_image: bytes | None = None
         self._baseline_jpeg: bytes | None = None  # as published (size-capped)
         self._published: dict[str, str] = {}  # retained state topic -> last value sent
@@ -324,12 +326,17 @@ class Agent:
                 self._scores_view = tuple(self._scores)  # replaced whole: safe to read
         if now - self._last_state_at >= self.settings.mqtt.state_interval_s:
             self._publish_state_json()
-        if self.inbox.dropped != self._dropped_reported:
+        if (
+            self.inbox.dropped != self._dropped_reported
+            and now - self._flood_logged_at >= FLOOD_LOG_INTERVAL_S
+        ):
+            # One line per interval, however long the flood: the log stays readable.
             log.warning(
-                "command flood: %d command(s) dropped, queue full",
+                "command flood: %d command(s) dropped unanswered, queue full",
                 self.inbox.dropped - self._dropped_reported,
             )
             self._dropped_reported = self.inbox.dropped
+            self._flood_logged_at = now
         if self._snapshot is not None and now > self._snapshot.deadline:
             pending, self._snapshot = self._snapshot, None
             pending.reply(False, "no frames from the camera: baseline not taken", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -362,3 +363,23 @@ def test_blinded_or_turned_camera_is_tamper_and_ends_when_restored(
     assert wait_for(lambda: len(quick.events()) == 2, 10)
     assert quick.events()[1]["event_type"] == "tamper_ended"
     assert not any(e["event_type"].startswith("change") for e in quick.events())
+
+
+def test_a_command_flood_is_logged_once_per_interval(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = rig.start()
+    bus.connect()
+    t = rig.topics
+    assert wait_for(lambda: bool(bus.on(t.availability)), 10)
+    caplog.set_level(logging.WARNING, logger="scene_agent.agent")
+    for burst in range(1, 4):
+        for _ in range(1500):
+            rig.agent.inbox.put_command(Message(t.command("cmd/list"), b""))
+        at_least = 1000 * burst
+        assert wait_for(lambda: rig.agent.inbox.dropped >= at_least, 10)  # noqa: B023
+    assert wait_for(lambda: any("command flood" in r.message for r in caplog.records), 10)
+    floods = [r for r in caplog.records if "command flood" in r.message]
+    assert len(floods) == 1  # three bursts within one interval: one line
+    # Commands that got in were all answered.
+    assert wait_for(lambda: len(bus.on(t.reply)) == 4500 - rig.agent.inbox.dropped, 20)
