@@ -18,6 +18,8 @@ from scene_agent.topics import Topics
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_S = 10.0
+
 
 def describe(topics: Topics, topic: str, payload: bytes) -> str | None:
     """One printable line for a message, or None for ones not worth a line."""
@@ -80,9 +82,15 @@ def watch(settings: Settings, count: int | None = None, seconds: float | None = 
     m = settings.mqtt
     topics = Topics.for_settings(settings)
     done = threading.Event()
+    connected = threading.Event()
     events_seen = 0
 
-    def on_connect(client: paho.Client, *_args: Any) -> None:
+    def on_connect(client: paho.Client, _userdata: Any, _flags: Any, reason: Any, *_a: Any) -> None:
+        if reason.is_failure:
+            print(f"scene-agent: error: the MQTT broker refused the connection: {reason}")
+            done.set()
+            return
+        connected.set()
         client.subscribe(topics.base + "/#", qos=1)
         print(f"watching {topics.base}/# on {m.host}:{m.port}", flush=True)
 
@@ -102,6 +110,14 @@ def watch(settings: Settings, count: int | None = None, seconds: float | None = 
     client.connect_async(m.host, m.port, m.keepalive)
     client.loop_start()
     try:
+        limit = CONNECT_TIMEOUT_S if seconds is None else min(seconds, CONNECT_TIMEOUT_S)
+        if not connected.wait(limit) and not done.is_set():
+            print(
+                f"scene-agent: error: cannot reach MQTT broker {m.host}:{m.port} within {limit:g} s"
+            )
+            return 1
+        if done.is_set() and not connected.is_set():
+            return 1
         done.wait(seconds)
     except KeyboardInterrupt:
         pass

@@ -18,7 +18,7 @@ import pytest
 
 from scene_agent.demo import DemoRenderer, DemoScene, Thing, write_video
 from tests.mjpeg import MjpegCamera
-from tests.mqtt_helpers import AgentProcess, Broker, Recorder, wait_for
+from tests.mqtt_helpers import AgentProcess, Broker, Recorder, free_port, wait_for
 
 PREFIX = "scene_agent"
 
@@ -409,3 +409,23 @@ def test_bad_mqtt5_response_topics_are_refused_and_the_agent_lives(
     assert agent.alive() and "Traceback" not in agent.log()
     agent.stop()
     rec.close()
+
+
+def test_watch_says_when_the_broker_cannot_be_reached(
+    tmp_path: Path,
+    broker: Broker,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from scene_agent.cli import main
+
+    monkeypatch.setenv("SCENE_AGENT_MQTT__HOST", "127.0.0.1")
+    monkeypatch.setenv("SCENE_AGENT_STORAGE__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SCENE_AGENT_MQTT__PORT", str(broker.port))
+    assert main(["watch", "--seconds", "1"]) == 0
+    assert "watching scene_agent/" in capsys.readouterr().out
+    monkeypatch.setenv("SCENE_AGENT_MQTT__PORT", str(free_port()))  # nothing listens there
+    started = time.monotonic()
+    assert main(["watch", "--seconds", "2"]) == 1
+    assert time.monotonic() - started < 10
+    assert "cannot reach MQTT broker" in capsys.readouterr().out
