@@ -44,6 +44,11 @@ CREATE INDEX IF NOT EXISTS events_pending ON events (delivered, seq);
 """
 
 
+INDEX_FILES = ("events.db", "events.db-wal", "events.db-shm")
+WAL_LIMIT_BYTES = 1 << 20
+AUTOCHECKPOINT_PAGES = 100  # of 4 KiB: the WAL is checkpointed at about 400 KiB
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,12 +223,19 @@ class EventStore:
         try:
             self._root.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._root / "events.db", isolation_level=None, timeout=10)
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect on a new index only
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # The WAL counts against storage.max_mb like everything else: keep it small.
+            db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+            db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the event index in {self._root}: {exc}") from exc
         self._db = db
+        swept = self.sweep()
+        if swept:
+            log.info("removed %d leftover file(s) of an interrupted run", swept)
 
     def close(self) -> None:
         if self._db is not None:
@@ -305,7 +317,33 @@ class EventStore:
         return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def total_bytes(self) -> int:
-        return int(self.db.execute("SELECT COALESCE(SUM(bytes), 0) FROM events").fetchone()[0])
+        """What the events take on disk: their images and the index with its WAL."""
+        images = int(self.db.execute("SELECT COALESCE(SUM(bytes), 0) FROM events").fetchone()[0])
+        return images + self.index_bytes()
+
+    def index_bytes(self) -> int:
+        total = 0
+        for name in INDEX_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                total += (self._root / name).stat().st_size
+        return total
+
+    def sweep(self) -> int:
+        """Remove what a crash can leave: temporary files of interrupted writes, and event
+        images the index does not know (written, then killed before the index row)."""
+        known = {row[0] for row in self.db.execute("SELECT image FROM events")}
+        removed = 0
+        for folder, _dirs, files in os.walk(self._root):  # does not follow links
+            for name in files:
+                path = Path(folder) / name
+                relative = path.relative_to(self._root).as_posix()
+                orphan = relative.startswith("events/") and name.endswith(".jpg")
+                leftover = name.startswith(".") and name.endswith(".tmp")
+                if (leftover or (orphan and relative not in known)) and not path.is_symlink():
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        removed += 1
+        return removed
 
     # --- deleting ----------------------------------------------------------------------
 
@@ -345,6 +383,9 @@ class EventStore:
             removed += self._delete_where("seq <= ?", (last_seq,))
         if removed:
             log.info("retention removed %d stored event(s)", removed)
+            # Give the space back: the WAL truncated, freed pages returned to the disk.
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("PRAGMA incremental_vacuum")
         return removed
 
     def _delete_where(self, where: str, args: tuple[Any, ...]) -> int:

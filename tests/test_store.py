@@ -121,12 +121,46 @@ def test_retention_by_age(tmp_path: Path) -> None:
 
 
 def test_retention_by_bytes_removes_oldest_first(tmp_path: Path) -> None:
-    settings = StorageSettings(data_dir=tmp_path, max_mb=0.01)  # 10485 bytes
+    settings = StorageSettings(data_dir=tmp_path, max_mb=1)  # images and index together
     now = datetime.now(UTC)
     with EventStore(tmp_path, settings) as s:
-        ids = [add(s, now - timedelta(seconds=20 - i), size=3000) for i in range(6)]
-        assert s.total_bytes() <= 10485
-        assert [e.id for e in s.recent()] == ids[:2:-1]
+        ids = [add(s, now - timedelta(seconds=20 - i), size=200_000) for i in range(8)]
+        assert s.total_bytes() <= 1 << 20
+        kept = [e.id for e in s.recent()]
+        assert kept == ids[::-1][: len(kept)] and 3 <= len(kept) <= 5
+
+
+def test_retention_counts_the_index_and_bounds_its_wal(tmp_path: Path) -> None:
+    # Many small events: the index and its WAL are a real share of storage.max_mb.
+    settings = StorageSettings(data_dir=tmp_path, max_mb=2)
+    now = datetime.now(UTC)
+    with EventStore(tmp_path, settings) as s:
+        for i in range(1500):
+            add(s, now - timedelta(seconds=2000 - i), size=2000)
+        on_disk = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+        wal = (tmp_path / "events.db-wal").stat().st_size
+    assert on_disk <= 2 * (1 << 20) + 64 * 1024, on_disk  # what the directory really holds
+    assert wal <= (1 << 20) + 64 * 1024, wal
+
+
+def test_opening_sweeps_what_a_crash_left(tmp_path: Path) -> None:
+    settings = StorageSettings(data_dir=tmp_path)
+    when = datetime.now(UTC)
+    with EventStore(tmp_path, settings) as s:
+        kept = add(s, when)
+    day = tmp_path / EventStore.image_relative(kept, when)
+    orphan = day.parent / f"{new_event_id(when)}.jpg"  # image written, index row never
+    orphan.write_bytes(b"\xff\xd8orphan")
+    half = day.parent / ".x.jpg.abc123.tmp"  # an interrupted atomic write
+    half.write_bytes(b"half")
+    baseline_half = tmp_path / ".baseline.jpg.q1w2e3.tmp"
+    baseline_half.write_bytes(b"half")
+    other = tmp_path / "notes.txt"  # not ours to judge: left alone
+    other.write_text("keep")
+    with EventStore(tmp_path, settings) as s:
+        assert [e.id for e in s.recent()] == [kept]
+    assert day.exists() and other.exists()
+    assert not orphan.exists() and not half.exists() and not baseline_half.exists()
 
 
 def test_delete_by_id_before_and_all(store: EventStore, tmp_path: Path) -> None:
