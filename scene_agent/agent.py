@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -75,6 +76,9 @@ SNAPSHOT_TIMEOUT_S = 15.0
 MAX_COMMANDS_PER_TICK = 200
 PENDING_BATCH = 50
 SCORE_HISTORY_S = 600
+UNSTORED_MAX = 200
+STORAGE_LOG_INTERVAL_S = 60.0
+STORAGE_ERRORS = (SceneAgentError, OSError, sqlite3.Error)
 FLOOD_LOG_INTERVAL_S = 10.0
 SNAPSHOT_PICTURES = 7  # full frames kept for the baseline picture's median
 
@@ -124,6 +128,11 @@ class Agent:
         self._camera_online = False
         self._connected = False
         self._inflight: dict[int, str] = {}  # mid -> event id, awaiting the broker's ack
+        # Events the store could not keep (full disk), until the broker acknowledged them.
+        self._unstored: deque[dict[str, Any]] = deque(maxlen=UNSTORED_MAX)
+        self._unmarked: set[str] = set()  # delivered, but the mark could not be written
+        self._storage_failing_since: float | None = None
+        self._storage_logged_at = 0.0
         self._score: float | None = None
         self._episode: tuple[str, datetime] | None = None  # start event id and time
         self._tamper = TamperTracker(settings.detector.tamper_s, settings.detector.tamper_clear_s)
@@ -313,11 +322,12 @@ class Agent:
     def _housekeeping(self, now: float) -> None:
         if now - self._last_heartbeat_at >= 1.0:
             self._last_heartbeat_at = now
-            beat = {"pid": os.getpid(), "time": time.time()}
             try:
-                atomic_write(self._data_dir / HEARTBEAT_FILE, json.dumps(beat).encode())
+                write_heartbeat(self._data_dir / HEARTBEAT_FILE)
             except OSError as exc:
-                log.warning("cannot write the heartbeat file: %s", exc)
+                self._storage_failed("heartbeat not written", exc)
+            if self._unmarked:
+                self._retry_marks()
         if now - self._last_second >= 1.0:
             self._last_second = now
             self._scores.append((time.time(), self._second_peak))
@@ -518,9 +528,13 @@ class Agent:
             self._events.add(
                 event_id, when, encode_jpeg(labelled, self.settings.storage.jpeg_quality), payload
             )
-        except (SceneAgentError, OSError) as exc:
-            log.error("event %s could not be stored: %s", event_id, exc)  # noqa: TRY400
-        self._stored = self._events.count()  # retention may have removed some
+            self._stored = self._events.count()  # retention may have removed some
+            self._storage_works()
+        except STORAGE_ERRORS as exc:
+            # Not lost: published all the same, flagged, and kept in memory until the
+            # broker has it (a full disk must not silence the camera).
+            self._storage_failed(f"event {event_id} not stored", exc)
+            self._unstored.append({**payload, "image": None, "stored": False})
         what = "change" if tamper_reason is None else f"tamper ({tamper_reason})"
         log.info("%s %s: event %s, score %.1f", what, kind, event_id, detection.score)
         self._last_image = self._mqtt_jpeg(labelled)
@@ -529,17 +543,70 @@ class Agent:
             self._publish(self.topics.events_image, self._last_image, retain=True)
 
     def _flush_pending(self) -> None:
-        """Send stored events the broker has not acknowledged, oldest first."""
+        """Send events the broker has not acknowledged, oldest first: those the store
+        could not keep (in memory), then the stored ones."""
         if not self._connected:
             return
         waiting = set(self._inflight.values())
-        for event in self._events.pending(limit=PENDING_BATCH + len(waiting)):
-            if event.id in waiting:
+        try:
+            stored = [
+                (e.id, e.payload) for e in self._events.pending(limit=PENDING_BATCH + len(waiting))
+            ]
+        except STORAGE_ERRORS as exc:
+            self._storage_failed("pending events not read", exc)
+            stored = []
+        unstored = [(p["id"], p) for p in self._unstored]
+        for event_id, payload in unstored + stored:
+            if event_id in waiting:
                 continue
-            mid = self._publish(self.topics.events, json.dumps(event.payload).encode())
+            mid = self._publish(self.topics.events, json.dumps(payload).encode())
             if mid is None:
                 return
-            self._inflight[mid] = event.id
+            self._inflight[mid] = event_id
+
+    def _delivered(self, event_id: str) -> None:
+        for payload in self._unstored:
+            if payload["id"] == event_id:
+                self._unstored.remove(payload)
+                return
+        try:
+            self._events.mark_delivered(event_id)
+        except STORAGE_ERRORS as exc:
+            # Sent again after the next reconnect unless marked by then: a duplicate,
+            # which consumers drop by id, never a loss.
+            self._storage_failed("delivery not recorded", exc)
+            self._unmarked.add(event_id)
+
+    def _retry_marks(self) -> None:
+        for event_id in list(self._unmarked):
+            try:
+                self._events.mark_delivered(event_id)
+            except STORAGE_ERRORS:
+                return
+            self._unmarked.discard(event_id)
+
+    def _storage_failed(self, what: str, exc: BaseException) -> None:
+        """Logged once when the storage starts failing, then once a minute at most."""
+        now = time.monotonic()
+        if self._storage_failing_since is None:
+            self._storage_failing_since = now
+            self._storage_logged_at = now
+            log.error(
+                "storage is failing (%s: %s): events are published unstored until it works again",
+                what,
+                exc,
+            )
+        elif now - self._storage_logged_at >= STORAGE_LOG_INTERVAL_S:
+            self._storage_logged_at = now
+            log.error("storage still failing (%s: %s)", what, exc)
+
+    def _storage_works(self) -> None:
+        if self._storage_failing_since is not None:
+            log.info(
+                "storage works again after %.0f s",
+                time.monotonic() - self._storage_failing_since,
+            )
+            self._storage_failing_since = None
 
     # --- baseline -------------------------------------------------------------------------
 
@@ -627,7 +694,7 @@ class Agent:
         elif isinstance(notice, Delivered):
             event_id = self._inflight.pop(notice.mid, None)
             if event_id is not None:
-                self._events.mark_delivered(event_id)
+                self._delivered(event_id)
                 if not self._inflight:
                     self._flush_pending()
         elif notice.online != self._camera_online:
@@ -661,11 +728,11 @@ class Agent:
             self._publish(self.topics.events_image, self._last_image, retain=True)
 
     def _newest_event_image(self) -> bytes | None:
-        for event in self._events.recent(limit=1):
-            try:
+        try:
+            for event in self._events.recent(limit=1):
                 return self._mqtt_jpeg(decode_jpeg(self._events.image_path(event).read_bytes()))
-            except (OSError, ValueError, SceneAgentError) as exc:
-                log.warning("newest event image unreadable: %s", exc)
+        except (*STORAGE_ERRORS, ValueError) as exc:
+            log.warning("newest event image unreadable: %s", exc)
         return None
 
     def _on_message(self, message: Message) -> None:
@@ -725,8 +792,8 @@ class Agent:
             return
         try:
             self._execute(command, reply)
-        except (SceneAgentError, OSError, ValueError) as exc:
-            log.exception("command %s failed", command_name)
+        except (*STORAGE_ERRORS, ValueError) as exc:
+            log.warning("command %s failed: %s", command_name, exc)
             reply(False, f"failed: {exc}", {})
 
     def _execute(
@@ -820,7 +887,7 @@ class Agent:
         try:
             self._runtime_store.save(self._runtime)
         except OSError as exc:
-            log.error("runtime state could not be saved: %s", exc)  # noqa: TRY400
+            self._storage_failed("runtime state not saved", exc)
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -883,6 +950,27 @@ class Agent:
     def _publish_state_json(self) -> None:
         self._last_state_at = time.monotonic()
         self._publish(self.topics.state, json.dumps(self.state().as_json()), retain=True)
+
+
+HEARTBEAT_WIDTH = 64
+
+
+def write_heartbeat(path: Path) -> None:
+    """Rewritten in place at a fixed width: that needs no new disk space, so a full disk
+    does not make a live agent look dead to its health check."""
+    beat = json.dumps({"pid": os.getpid(), "time": time.time()}).encode()
+    beat = beat.ljust(HEARTBEAT_WIDTH)
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        atomic_write(path, beat)
+        return
+    try:
+        if os.fstat(fd).st_size != len(beat):
+            os.ftruncate(fd, len(beat))
+        os.pwrite(fd, beat, 0)
+    finally:
+        os.close(fd)
 
 
 def read_heartbeat(data_dir: Path, max_age_s: float = HEARTBEAT_MAX_AGE_S) -> str | None:
