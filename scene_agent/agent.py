@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -23,8 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from scene_agent import __version__
 from scene_agent.camera import Camera, Frame, parse_source
@@ -32,6 +30,7 @@ from scene_agent.commands import (
     Command,
     CommandError,
     Delete,
+    ListEvents,
     SetMonitoring,
     SetThreshold,
     Snapshot,
@@ -42,6 +41,7 @@ from scene_agent.detector import Detection, Detector, Image, ModelLearner
 from scene_agent.discovery import discovery_configs
 from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
 from scene_agent.errors import SceneAgentError
+from scene_agent.heartbeat import HEARTBEAT_FILE, write_heartbeat
 from scene_agent.imagefiles import load_mask
 from scene_agent.imaging import median_frame
 from scene_agent.labels import decode_jpeg, encode_jpeg, label_frame
@@ -63,15 +63,12 @@ from scene_agent.store import (
     EventStore,
     RuntimeState,
     RuntimeStore,
-    atomic_write,
 )
 from scene_agent.tamper import TamperEnded, TamperStarted, TamperTracker
 from scene_agent.topics import Topics
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_FILE = "heartbeat"
-HEARTBEAT_MAX_AGE_S = 30.0
 SNAPSHOT_TIMEOUT_S = 15.0
 MAX_COMMANDS_PER_TICK = 200
 PENDING_BATCH = 50
@@ -799,34 +796,43 @@ class Agent:
     def _execute(
         self, command: Command, reply: Callable[[bool, str, dict[str, Any]], None]
     ) -> None:
-        if isinstance(command, Snapshot):
-            self._start_snapshot(command, reply)
-        elif isinstance(command, SetMonitoring):
-            self._set_monitoring(command.on)
-            reply(True, f"monitoring {on_off(command.on)}", {"monitoring": command.on})
-        elif isinstance(command, SetThreshold):
-            assert self._detector is not None
-            self._runtime = replace(self._runtime, threshold=command.value)
-            self._detector.threshold = command.value
-            self._save_runtime()
-            self._publish_state()
-            reply(True, f"threshold {command.value:g}", {"threshold": command.value})
-        elif isinstance(command, Delete):
-            self._delete(command, reply)
-        else:
-            events = [
-                {
-                    "id": e.id,
-                    "time": iso(e.time),
-                    "type": e.payload.get("type"),
-                    "score": e.payload.get("score"),
-                    "image": e.image,
-                    "bytes": e.bytes,
-                }
-                for e in self._events.recent(limit=command.limit)
-            ]
-            total = self._events.count()
-            reply(True, f"{len(events)} of {total} stored event(s)", {"events": events})
+        # Exhaustive: a new command type that is not handled here fails mypy.
+        match command:
+            case Snapshot():
+                self._start_snapshot(command, reply)
+            case SetMonitoring():
+                self._set_monitoring(command.on)
+                reply(True, f"monitoring {on_off(command.on)}", {"monitoring": command.on})
+            case SetThreshold():
+                assert self._detector is not None
+                self._runtime = replace(self._runtime, threshold=command.value)
+                self._detector.threshold = command.value
+                self._save_runtime()
+                self._publish_state()
+                reply(True, f"threshold {command.value:g}", {"threshold": command.value})
+            case Delete():
+                self._delete(command, reply)
+            case ListEvents():
+                self._list(command, reply)
+            case _:
+                assert_never(command)
+
+    def _list(
+        self, command: ListEvents, reply: Callable[[bool, str, dict[str, Any]], None]
+    ) -> None:
+        events = [
+            {
+                "id": e.id,
+                "time": iso(e.time),
+                "type": e.payload.get("type"),
+                "score": e.payload.get("score"),
+                "image": e.image,
+                "bytes": e.bytes,
+            }
+            for e in self._events.recent(limit=command.limit)
+        ]
+        total = self._events.count()
+        reply(True, f"{len(events)} of {total} stored event(s)", {"events": events})
 
     def _start_snapshot(
         self, command: Snapshot, reply: Callable[[bool, str, dict[str, Any]], None]
@@ -950,46 +956,3 @@ class Agent:
     def _publish_state_json(self) -> None:
         self._last_state_at = time.monotonic()
         self._publish(self.topics.state, json.dumps(self.state().as_json()), retain=True)
-
-
-HEARTBEAT_WIDTH = 64
-
-
-def write_heartbeat(path: Path) -> None:
-    """Rewritten in place at a fixed width: that needs no new disk space, so a full disk
-    does not make a live agent look dead to its health check."""
-    beat = json.dumps({"pid": os.getpid(), "time": time.time()}).encode()
-    beat = beat.ljust(HEARTBEAT_WIDTH)
-    try:
-        fd = os.open(path, os.O_WRONLY)
-    except FileNotFoundError:
-        atomic_write(path, beat)
-        return
-    try:
-        if os.fstat(fd).st_size != len(beat):
-            os.ftruncate(fd, len(beat))
-        os.pwrite(fd, beat, 0)
-    finally:
-        os.close(fd)
-
-
-def read_heartbeat(data_dir: Path, max_age_s: float = HEARTBEAT_MAX_AGE_S) -> str | None:
-    """None when the agent loop is alive; otherwise why not (for ``healthcheck``)."""
-    path = data_dir / HEARTBEAT_FILE
-    try:
-        beat = json.loads(path.read_text(encoding="utf-8"))
-        pid, stamp = int(beat["pid"]), float(beat["time"])
-    except FileNotFoundError:
-        return f"no heartbeat in {data_dir}: the agent is not running"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return f"unreadable heartbeat: {exc}"
-    age = time.time() - stamp
-    if age > max_age_s:
-        return f"heartbeat is {age:.0f} s old: the agent loop is stuck or gone"
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return f"agent process {pid} is gone"
-    except PermissionError:
-        pass  # exists, owned by someone else
-    return None

@@ -15,16 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
-from tqdm import tqdm
-
 from scene_agent import __version__
-from scene_agent.camera import parse_source, redact_url
 from scene_agent.config import Settings, dump_yaml, load_settings, masked_dump
 from scene_agent.errors import ConfigError, SceneAgentError, SourceError
-from scene_agent.imagefiles import load_mask, read_image
-from scene_agent.plot import plot_scores
-from scene_agent.replay import replay
+
+# Each command imports what it needs when it runs: the health check (every 30 s in the
+# container) must not load OpenCV, numpy and the agent.
 
 log = logging.getLogger("scene_agent")
 
@@ -130,12 +126,22 @@ def _detector_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     data = masked_dump(settings)
+    from scene_agent.camera import redact_url  # noqa: PLC0415
+
     data["camera"]["source"] = redact_url(data["camera"]["source"])
     sys.stdout.write(dump_yaml(data))
     return EXIT_OK
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    import cv2  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from scene_agent.camera import parse_source  # noqa: PLC0415
+    from scene_agent.imagefiles import load_mask, read_image  # noqa: PLC0415
+    from scene_agent.plot import plot_scores  # noqa: PLC0415
+    from scene_agent.replay import replay  # noqa: PLC0415
+
     if args.baseline_frames is not None and args.baseline_frames < 1:
         raise ConfigError("--baseline-frames must be at least 1")
     if args.fps is not None and not 0 < args.fps <= 1000:
@@ -211,7 +217,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
-    from scene_agent.agent import read_heartbeat  # noqa: PLC0415
+    from scene_agent.heartbeat import read_heartbeat  # noqa: PLC0415
 
     problem = read_heartbeat(settings.storage.data_dir)
     if problem is not None:

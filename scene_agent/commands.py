@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scene_agent import topics
-from scene_agent.payloads import EVENT_ID_PATTERN
+from scene_agent.ids import EVENT_ID_PATTERN
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_SNAPSHOT_FRAMES = 300

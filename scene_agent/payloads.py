@@ -7,26 +7,16 @@ its episode in ``episode``. Consumers drop duplicates by id.
 
 from __future__ import annotations
 
-import re
-import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
-from scene_agent.detector import Detection
+from scene_agent.ids import EVENT_ID_PATTERN, iso, new_event_id
 
-EVENT_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
+if TYPE_CHECKING:  # a type only: payloads (and what imports them) do not load OpenCV
+    from scene_agent.detector import Detection
 
-
-def new_event_id(when: datetime) -> str:
-    """Sortable, unique, filename-safe: ``20261126T081912345Z-a1b2c3``."""
-    when = when.astimezone(UTC)
-    return f"{when:%Y%m%dT%H%M%S}{when.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
-
-
-def iso(when: datetime) -> str:
-    """ISO-8601 in UTC with milliseconds and a ``Z``."""
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+__all__ = ["EVENT_ID_PATTERN", "AgentState", "event_payload", "iso", "new_event_id"]
 
 
 def event_payload(

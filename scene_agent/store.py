@@ -25,7 +25,7 @@ from typing import Any
 
 from scene_agent.config import StorageSettings
 from scene_agent.errors import StoreError, UnsafePathError
-from scene_agent.payloads import EVENT_ID_PATTERN
+from scene_agent.ids import EVENT_ID_PATTERN
 
 log = logging.getLogger(__name__)
 

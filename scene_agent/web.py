@@ -36,8 +36,8 @@ from waitress.server import create_server
 from scene_agent.camera import LatestFrame
 from scene_agent.config import Settings
 from scene_agent.errors import SceneAgentError
+from scene_agent.inbox import Inbox, Message
 from scene_agent.labels import decode_jpeg, encode_jpeg
-from scene_agent.mqtt import Inbox, Message
 from scene_agent.payloads import EVENT_ID_PATTERN, iso
 from scene_agent.store import EventStore
 from scene_agent.topics import Topics

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +15,44 @@ from scene_agent.config import DetectorSettings
 from scene_agent.demo import DemoScene, write_video
 from scene_agent.detector import Detection, Detector, Image
 from tests.mqtt_helpers import Broker
+
+
+class _ThreadErrors(logging.Handler):
+    """Collects errors logged with a traceback from threads other than the test's."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.thread != threading.main_thread().ident:
+            self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_crashes() -> Iterator[None]:
+    """Fails a test in which any thread died of an exception or logged one (a paho
+    callback that raised, a web handler that failed): those are bugs even when the
+    test's own checks pass. (Agents in child processes are checked through their logs.)"""
+    crashes: list[str] = []
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else "?"
+        crashes.append(f"{name}: {args.exc_type.__name__}: {args.exc_value}")
+        previous(args)
+
+    handler = _ThreadErrors()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+        root.removeHandler(handler)
+    crashes += [f"{r.threadName}: {r.getMessage()}" for r in handler.records]
+    assert not crashes, f"exceptions in threads: {crashes}"
 
 
 def textured_scene(width: int = 640, height: int = 360, seed: int = 1) -> Image:
