@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -40,7 +39,6 @@ from scene_agent.config import Settings
 from scene_agent.detector import Detection, Detector, Image, ModelLearner
 from scene_agent.discovery import discovery_configs
 from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
-from scene_agent.errors import SceneAgentError
 from scene_agent.heartbeat import HEARTBEAT_FILE, write_heartbeat
 from scene_agent.imagefiles import load_mask
 from scene_agent.imaging import median_frame
@@ -55,6 +53,7 @@ from scene_agent.mqtt import (
     Message,
     MqttBus,
 )
+from scene_agent.outbox import STORAGE_ERRORS, Outbox, StorageHealth
 from scene_agent.payloads import AgentState, event_payload, iso, new_event_id, on_off, reply_payload
 from scene_agent.reference import SceneModel
 from scene_agent.store import (
@@ -71,11 +70,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_TIMEOUT_S = 15.0
 MAX_COMMANDS_PER_TICK = 200
-PENDING_BATCH = 50
 SCORE_HISTORY_S = 600
-UNSTORED_MAX = 200
-STORAGE_LOG_INTERVAL_S = 60.0
-STORAGE_ERRORS = (SceneAgentError, OSError, sqlite3.Error)
 FLOOD_LOG_INTERVAL_S = 10.0
 SNAPSHOT_PICTURES = 7  # full frames kept for the baseline picture's median
 
@@ -124,12 +119,8 @@ class Agent:
         self._baseline_info: BaselineInfo | None = None
         self._camera_online = False
         self._connected = False
-        self._inflight: dict[int, str] = {}  # mid -> event id, awaiting the broker's ack
-        # Events the store could not keep (full disk), until the broker acknowledged them.
-        self._unstored: deque[dict[str, Any]] = deque(maxlen=UNSTORED_MAX)
-        self._unmarked: set[str] = set()  # delivered, but the mark could not be written
-        self._storage_failing_since: float | None = None
-        self._storage_logged_at = 0.0
+        self._health = StorageHealth()
+        self._outbox = Outbox(self._events, self._health)
         self._score: float | None = None
         self._episode: tuple[str, datetime] | None = None  # start event id and time
         self._tamper = TamperTracker(settings.detector.tamper_s, settings.detector.tamper_clear_s)
@@ -151,7 +142,6 @@ class Agent:
         self._published: dict[str, str] = {}  # retained state topic -> last value sent
         self._state_dirty = False
         self._runtime_dirty = False
-        self._stored = 0  # events in the store, kept current by the agent thread
         self._web: Any = None
         self._state_snapshot: dict[str, Any] = {}
         # The web page's score sparkline: the highest score of each second, 10 minutes.
@@ -177,8 +167,7 @@ class Agent:
     def _start(self) -> None:
         s = self.settings
         self._data_dir.mkdir(parents=True, exist_ok=True)
-        self._events.open()
-        self._stored = self._events.count()
+        self._outbox.open()
         # A baseline of one frame (or one restored from disk) learns the scene's normal
         # variation from the next learn_s seconds of frames at the detection rate.
         learn_frames = max(1, round(s.detector.learn_s * s.camera.fps))
@@ -276,7 +265,7 @@ class Agent:
             self._camera.stop(timeout=2.0)
         if self._bus is not None:
             self._bus.stop((self.topics.availability, b"offline"))
-        self._events.close()
+        self._outbox.close()
         with_heartbeat = self._data_dir / HEARTBEAT_FILE
         with_heartbeat.unlink(missing_ok=True)
         log.info("stopped")
@@ -322,9 +311,8 @@ class Agent:
             try:
                 write_heartbeat(self._data_dir / HEARTBEAT_FILE)
             except OSError as exc:
-                self._storage_failed("heartbeat not written", exc)
-            if self._unmarked:
-                self._retry_marks()
+                self._health.failed("heartbeat not written", exc)
+            self._outbox.retry_marks()
         if now - self._last_second >= 1.0:
             self._last_second = now
             self._scores.append((time.time(), self._second_peak))
@@ -521,17 +509,8 @@ class Agent:
             peak_score=peak_score,
             tamper_reason=tamper_reason,
         )
-        try:
-            self._events.add(
-                event_id, when, encode_jpeg(labelled, self.settings.storage.jpeg_quality), payload
-            )
-            self._stored = self._events.count()  # retention may have removed some
-            self._storage_works()
-        except STORAGE_ERRORS as exc:
-            # Not lost: published all the same, flagged, and kept in memory until the
-            # broker has it (a full disk must not silence the camera).
-            self._storage_failed(f"event {event_id} not stored", exc)
-            self._unstored.append({**payload, "image": None, "stored": False})
+        jpeg = encode_jpeg(labelled, self.settings.storage.jpeg_quality)
+        self._outbox.add(event_id, when, jpeg, payload)
         what = "change" if tamper_reason is None else f"tamper ({tamper_reason})"
         log.info("%s %s: event %s, score %.1f", what, kind, event_id, detection.score)
         self._last_image = self._mqtt_jpeg(labelled)
@@ -540,70 +519,14 @@ class Agent:
             self._publish(self.topics.events_image, self._last_image, retain=True)
 
     def _flush_pending(self) -> None:
-        """Send events the broker has not acknowledged, oldest first: those the store
-        could not keep (in memory), then the stored ones."""
+        """Send what the outbox has due, oldest first."""
         if not self._connected:
             return
-        waiting = set(self._inflight.values())
-        try:
-            stored = [
-                (e.id, e.payload) for e in self._events.pending(limit=PENDING_BATCH + len(waiting))
-            ]
-        except STORAGE_ERRORS as exc:
-            self._storage_failed("pending events not read", exc)
-            stored = []
-        unstored = [(p["id"], p) for p in self._unstored]
-        for event_id, payload in unstored + stored:
-            if event_id in waiting:
-                continue
+        for event_id, payload in self._outbox.due():
             mid = self._publish(self.topics.events, json.dumps(payload).encode())
             if mid is None:
                 return
-            self._inflight[mid] = event_id
-
-    def _delivered(self, event_id: str) -> None:
-        for payload in self._unstored:
-            if payload["id"] == event_id:
-                self._unstored.remove(payload)
-                return
-        try:
-            self._events.mark_delivered(event_id)
-        except STORAGE_ERRORS as exc:
-            # Sent again after the next reconnect unless marked by then: a duplicate,
-            # which consumers drop by id, never a loss.
-            self._storage_failed("delivery not recorded", exc)
-            self._unmarked.add(event_id)
-
-    def _retry_marks(self) -> None:
-        for event_id in list(self._unmarked):
-            try:
-                self._events.mark_delivered(event_id)
-            except STORAGE_ERRORS:
-                return
-            self._unmarked.discard(event_id)
-
-    def _storage_failed(self, what: str, exc: BaseException) -> None:
-        """Logged once when the storage starts failing, then once a minute at most."""
-        now = time.monotonic()
-        if self._storage_failing_since is None:
-            self._storage_failing_since = now
-            self._storage_logged_at = now
-            log.error(
-                "storage is failing (%s: %s): events are published unstored until it works again",
-                what,
-                exc,
-            )
-        elif now - self._storage_logged_at >= STORAGE_LOG_INTERVAL_S:
-            self._storage_logged_at = now
-            log.error("storage still failing (%s: %s)", what, exc)
-
-    def _storage_works(self) -> None:
-        if self._storage_failing_since is not None:
-            log.info(
-                "storage works again after %.0f s",
-                time.monotonic() - self._storage_failing_since,
-            )
-            self._storage_failing_since = None
+            self._outbox.sending(mid, event_id)
 
     # --- baseline -------------------------------------------------------------------------
 
@@ -683,17 +606,14 @@ class Agent:
     def _on_notice(self, notice: Connected | Disconnected | Delivered | CameraState) -> None:
         if isinstance(notice, Connected):
             self._connected = True
-            self._inflight.clear()
+            self._outbox.connection_changed()
             self._on_connected()
         elif isinstance(notice, Disconnected):
             self._connected = False
-            self._inflight.clear()  # unacknowledged events stay pending in the store
+            self._outbox.connection_changed()  # unacknowledged events stay pending
         elif isinstance(notice, Delivered):
-            event_id = self._inflight.pop(notice.mid, None)
-            if event_id is not None:
-                self._delivered(event_id)
-                if not self._inflight:
-                    self._flush_pending()
+            if self._outbox.acknowledged(notice.mid):
+                self._flush_pending()
         elif notice.online != self._camera_online:
             self._camera_online = notice.online
             self._publish_state()
@@ -879,8 +799,7 @@ class Agent:
             removed = self._events.delete_before(command.before)
         else:
             removed = self._events.delete_all()
-        self._inflight = {m: i for m, i in self._inflight.items() if self._events.get(i)}
-        self._stored = self._events.count()
+        self._outbox.deleted()
         self._publish_state()
         reply(True, f"deleted {removed} event(s)", {"deleted": removed})
 
@@ -893,7 +812,7 @@ class Agent:
         try:
             self._runtime_store.save(self._runtime)
         except OSError as exc:
-            self._storage_failed("runtime state not saved", exc)
+            self._health.failed("runtime state not saved", exc)
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -922,7 +841,7 @@ class Agent:
             score=self._score,
             threshold=self._runtime.threshold,
             change=self._tracker.is_open,
-            events_stored=self._stored,
+            events_stored=self._outbox.stored,
             fps=self._fps,
             version=__version__,
             tamper=self._tamper.reason,
