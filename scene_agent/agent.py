@@ -56,6 +56,7 @@ from scene_agent.mqtt import (
 from scene_agent.outbox import STORAGE_ERRORS, Outbox, StorageHealth
 from scene_agent.payloads import AgentState, event_payload, iso, new_event_id, on_off, reply_payload
 from scene_agent.reference import SceneModel
+from scene_agent.retained import RetainedState
 from scene_agent.store import (
     BaselineInfo,
     BaselineStore,
@@ -139,7 +140,7 @@ class Agent:
         self._flood_logged_at = -FLOOD_LOG_INTERVAL_S
         self._last_image: bytes | None = None
         self._baseline_jpeg: bytes | None = None  # as published (size-capped)
-        self._published: dict[str, str] = {}  # retained state topic -> last value sent
+        self._retained = RetainedState()
         self._state_dirty = False
         self._runtime_dirty = False
         self._web: Any = None
@@ -417,7 +418,7 @@ class Agent:
         self._episode = (event_id, wall)
         self._runtime = replace(self._runtime, last_change=iso(wall))
         self._save_runtime()
-        self._publish(self.topics.last_change_state, self._runtime.last_change or "", retain=True)
+        self._retained.want(self.topics.last_change_state, self._runtime.last_change or "")
         self._store_and_send(
             event_id, "start", wall, image, detection=first.detection, episode_id=event_id
         )
@@ -515,8 +516,8 @@ class Agent:
         log.info("%s %s: event %s, score %.1f", what, kind, event_id, detection.score)
         self._last_image = self._mqtt_jpeg(labelled)
         self._flush_pending()
-        if self._connected:
-            self._publish(self.topics.events_image, self._last_image, retain=True)
+        self._retained.want(self.topics.events_image, self._last_image)
+        self._publish_retained()
 
     def _flush_pending(self) -> None:
         """Send what the outbox has due, oldest first."""
@@ -564,7 +565,7 @@ class Agent:
             log.error("baseline could not be saved (kept in memory): %s", exc)  # noqa: TRY400
         log.info("new baseline %s (%d frame(s))", info.id, frames)
         self._baseline_jpeg = self._mqtt_jpeg(image)
-        self._publish(self.topics.baseline_image, self._baseline_jpeg, retain=True)
+        self._retained.want(self.topics.baseline_image, self._baseline_jpeg)
         self._publish_state()
         return info
 
@@ -632,17 +633,18 @@ class Agent:
         """Discovery configs, availability and every retained state topic."""
         if self.settings.discovery.enabled:
             for config in discovery_configs(self.settings, self.topics):
-                self._publish(config.topic, json.dumps(config.payload), retain=True)
-        self._publish(self.topics.availability, b"online", retain=True)
-        self._flush_state(everything=True)
+                self._retained.want(config.topic, json.dumps(config.payload))
+        self._retained.want(self.topics.availability, b"online")
         if self._runtime.last_change is not None:
-            self._publish(self.topics.last_change_state, self._runtime.last_change, retain=True)
+            self._retained.want(self.topics.last_change_state, self._runtime.last_change)
         if self._baseline_jpeg is not None:
-            self._publish(self.topics.baseline_image, self._baseline_jpeg, retain=True)
+            self._retained.want(self.topics.baseline_image, self._baseline_jpeg)
         if self._last_image is None:
             self._last_image = self._newest_event_image()
         if self._last_image is not None:
-            self._publish(self.topics.events_image, self._last_image, retain=True)
+            self._retained.want(self.topics.events_image, self._last_image)
+        self._retained.reconnected()
+        self._flush_state()
 
     def _newest_event_image(self) -> bytes | None:
         try:
@@ -855,23 +857,25 @@ class Agent:
         sends one state update per turn, not one per command)."""
         self._state_dirty = True
 
-    def _flush_state(self, everything: bool = False) -> None:
-        """The retained state topics that changed (all of them with ``everything``)."""
+    def _flush_state(self) -> None:
+        """The state as retained topics; what changed (or was not sent yet) goes out."""
         self._state_dirty = False
         t = self.topics
-        values = {
-            t.monitoring_state: on_off(self._runtime.monitoring),
-            t.change_state: on_off(self._tracker.is_open),
-            t.camera_state: "online" if self._camera_online else "offline",
-            t.tamper_state: on_off(self._tamper.active),
-            t.threshold_state: f"{self._runtime.threshold:g}",
-        }
-        for topic, value in values.items():
-            changed = everything or self._published.get(topic) != value
-            if changed and self._publish(topic, value, retain=True) is not None:
-                self._published[topic] = value
+        self._retained.want(t.monitoring_state, on_off(self._runtime.monitoring))
+        self._retained.want(t.change_state, on_off(self._tracker.is_open))
+        self._retained.want(t.camera_state, "online" if self._camera_online else "offline")
+        self._retained.want(t.tamper_state, on_off(self._tamper.active))
+        self._retained.want(t.threshold_state, f"{self._runtime.threshold:g}")
         self._publish_state_json()
 
     def _publish_state_json(self) -> None:
         self._last_state_at = time.monotonic()
-        self._publish(self.topics.state, json.dumps(self.state().as_json()), retain=True)
+        self._retained.want(self.topics.state, json.dumps(self.state().as_json()))
+        self._retained.refresh(self.topics.state)
+        self._publish_retained()
+
+    def _publish_retained(self) -> None:
+        for topic, payload in self._retained.due():
+            if self._publish(topic, payload, retain=True) is None:
+                return  # not connected: all of it goes out after the reconnect
+            self._retained.sent(topic, payload)
