@@ -19,11 +19,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal, assert_never
 
 from scene_agent import __version__
+from scene_agent.baseline import BaselineKeeper
 from scene_agent.camera import Camera, Frame, parse_source
 from scene_agent.commands import (
     Command,
@@ -36,12 +37,11 @@ from scene_agent.commands import (
     parse_command,
 )
 from scene_agent.config import Settings
-from scene_agent.detector import Detection, Detector, Image, ModelLearner
+from scene_agent.detector import Detection, Detector, Image
 from scene_agent.discovery import discovery_configs
 from scene_agent.episodes import EpisodeEnded, EpisodeStarted, EpisodeTracker, Mark
 from scene_agent.heartbeat import HEARTBEAT_FILE, write_heartbeat
 from scene_agent.imagefiles import load_mask
-from scene_agent.imaging import median_frame
 from scene_agent.labels import decode_jpeg, encode_jpeg, label_frame
 from scene_agent.mqtt import (
     Bus,
@@ -69,26 +69,11 @@ from scene_agent.topics import Topics
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_TIMEOUT_S = 15.0
 MAX_COMMANDS_PER_TICK = 200
 SCORE_HISTORY_S = 600
 FLOOD_LOG_INTERVAL_S = 10.0
-SNAPSHOT_PICTURES = 7  # full frames kept for the baseline picture's median
 
 FramePayload = tuple[Image, datetime]  # what the episode tracker keeps with a frame
-
-
-@dataclass
-class _PendingSnapshot:
-    """A baseline being learned: the model from every frame's small working image, the
-    picture (``baseline.jpg``) from the median of a few full frames spread over it."""
-
-    frames: int
-    reply: Callable[[bool, str, dict[str, Any]], None]
-    deadline: float
-    learner: ModelLearner
-    pictures: list[Image] = field(default_factory=list)
-    seen: int = 0
 
 
 class Agent:
@@ -117,7 +102,7 @@ class Agent:
             settings.detector.min_frames, settings.detector.event_gap_s
         )
         self._runtime = RuntimeState(settings.detector.monitoring, settings.detector.threshold)
-        self._baseline_info: BaselineInfo | None = None
+        self._keeper: BaselineKeeper | None = None
         self._camera_online = False
         self._connected = False
         self._health = StorageHealth()
@@ -130,7 +115,7 @@ class Agent:
         self._learning = False
         self._last_seq = 0
         self._index = 0
-        self._snapshot: _PendingSnapshot | None = None
+        self._snapshot_reply: Callable[[bool, str, dict[str, Any]], None] | None = None
         self._fps = 0.0
         self._fps_window: list[float] = []
         self._last_state_at = 0.0
@@ -177,18 +162,9 @@ class Agent:
         if stored is not None:
             self._runtime = stored
         self._detector.threshold = self._runtime.threshold
-        baseline = self._baselines.load()
-        if baseline is not None:
-            jpeg, info = baseline
-            try:
-                image = decode_jpeg(jpeg)
-                self._detector.set_baseline(image)
-                self._baseline_info = info
-                self._baseline_jpeg = self._mqtt_jpeg(image)
-                self._restore_models()
-                log.info("baseline %s from %s restored", info.id, info.taken_at)
-            except ValueError as exc:
-                log.warning("stored baseline cannot be used: %s", exc)
+        self._keeper = BaselineKeeper(self._baselines, self._detector)
+        if self._keeper.restore() is not None and self._keeper.picture is not None:
+            self._baseline_jpeg = self._mqtt_jpeg(self._keeper.picture)
         if self._camera is None:
             source = parse_source(s.camera.source, loop=s.camera.loop)
             self._camera = Camera(
@@ -211,19 +187,6 @@ class Agent:
         self._bus.start()
         if s.web.enabled:
             self._start_web()
-
-    def _restore_models(self) -> None:
-        """The learned reference models stored with the baseline, one per camera mode."""
-        assert self._detector is not None
-        for mode, data in self._baselines.load_models().items():
-            try:
-                model = SceneModel.from_bytes(data)
-            except ValueError as exc:
-                log.warning("stored %s reference model cannot be used: %s", mode, exc)
-                continue
-            self._detector.set_model(model, replace_all=False)
-            log.info("%s reference model restored (%d frame(s))", mode, model.frames)
-        self._detector.learned.clear()
 
     def _start_web(self) -> None:
         from scene_agent.web import PreviewHub, WebContext, WebServer  # noqa: PLC0415
@@ -333,9 +296,10 @@ class Agent:
             )
             self._dropped_reported = self.inbox.dropped
             self._flood_logged_at = now
-        if self._snapshot is not None and now > self._snapshot.deadline:
-            pending, self._snapshot = self._snapshot, None
-            pending.reply(False, "no frames from the camera: baseline not taken", {})
+        if self._keeper is not None and self._keeper.expired(now):
+            reply, self._snapshot_reply = self._snapshot_reply, None
+            if reply is not None:
+                reply(False, "no frames from the camera: baseline not taken", {})
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -344,7 +308,8 @@ class Agent:
         self._fps_window = [t for t in self._fps_window if now - t < 5.0] + [now]
         self._fps = (len(self._fps_window) - 1) / max(1e-6, now - self._fps_window[0])
         self._maybe_preview(frame.image, now)
-        if self._snapshot is not None:
+        assert self._keeper is not None
+        if self._keeper.snapshot is not None:
             self._collect_snapshot(frame.image)
         elif not self._detector.has_baseline and self.settings.detector.auto_baseline:
             self._set_baseline(frame.image, 1)
@@ -388,16 +353,8 @@ class Agent:
                     self.settings.detector.learn_s,
                 )
             self._publish_state()
-        while self._detector.learned:
-            model = self._detector.learned.pop(0)
-            log.info("%s reference learned from %d frames", model.mode, model.frames)
-            self._save_model(model)
-
-    def _save_model(self, model: SceneModel) -> None:
-        try:
-            self._baselines.save_model(model.mode, model.to_bytes())
-        except OSError as exc:
-            log.error("reference model could not be saved (kept in memory): %s", exc)  # noqa: TRY400
+        assert self._keeper is not None
+        self._keeper.save_learned()
 
     def _maybe_preview(self, image: Image, now: float) -> None:
         interval = self.settings.mqtt.preview_interval_s
@@ -541,52 +498,28 @@ class Agent:
         if ended is not None:
             self._emit_end(ended, datetime.now(UTC))
         self._end_tamper()
-        if model is None:
-            model = self._detector.set_baseline(image)
-        else:
-            self._detector.set_model(model)
-        self._detector.learned.clear()
-        now = datetime.now(UTC)
-        info = BaselineInfo(
-            id=new_event_id(now),
-            taken_at=iso(now),
-            frames=frames,
-            width=int(image.shape[1]),
-            height=int(image.shape[0]),
-        )
-        self._baseline_info = info
-        try:
-            # Old models first: a crash half-way must not pair them with the new picture.
-            self._baselines.clear_models()
-            self._baselines.save(encode_jpeg(image, 95), info)
-            if model.learned:
-                self._baselines.save_model(model.mode, model.to_bytes())
-        except OSError as exc:
-            log.error("baseline could not be saved (kept in memory): %s", exc)  # noqa: TRY400
-        log.info("new baseline %s (%d frame(s))", info.id, frames)
+        assert self._keeper is not None
+        info = self._keeper.take(image, frames, model)
         self._baseline_jpeg = self._mqtt_jpeg(image)
         self._retained.want(self.topics.baseline_image, self._baseline_jpeg)
         self._publish_state()
         return info
 
     def _collect_snapshot(self, image: Image) -> None:
-        pending = self._snapshot
-        assert pending is not None
+        assert self._keeper is not None
+        reply = self._snapshot_reply or (lambda _ok, _text, _extra: None)
         try:
-            pending.learner.add(image)
-            if pending.seen % max(1, pending.frames // SNAPSHOT_PICTURES) == 0:
-                pending.pictures.append(image)
-            pending.seen += 1
-            if pending.seen < pending.frames:
-                return
-            self._snapshot = None
-            model = pending.learner.finish()
-            info = self._set_baseline(median_frame(pending.pictures), pending.frames, model)
+            done = self._keeper.collect(image)
         except ValueError as exc:  # frames of different sizes: the camera changed mode
-            self._snapshot = None
-            pending.reply(False, f"baseline not taken: {exc}", {})
+            self._snapshot_reply = None
+            reply(False, f"baseline not taken: {exc}", {})
             return
-        pending.reply(True, f"baseline taken from {pending.frames} frame(s)", info.as_dict())
+        if done is None:
+            return
+        self._snapshot_reply = None
+        picture, model, frames = done
+        info = self._set_baseline(picture, frames, model)
+        reply(True, f"baseline taken from {frames} frame(s)", info.as_dict())
 
     # --- inbox ----------------------------------------------------------------------------
 
@@ -759,8 +692,8 @@ class Agent:
     def _start_snapshot(
         self, command: Snapshot, reply: Callable[[bool, str, dict[str, Any]], None]
     ) -> None:
-        assert self._camera is not None
-        if self._snapshot is not None:
+        assert self._camera is not None and self._keeper is not None
+        if self._keeper.snapshot is not None:
             reply(False, "a baseline is already being taken", {})
             return
         assert self._detector is not None
@@ -774,8 +707,8 @@ class Agent:
             info = self._set_baseline(frame.image, 1)
             reply(True, "baseline taken", info.as_dict())
             return
-        deadline = time.monotonic() + SNAPSHOT_TIMEOUT_S + frames / fps
-        self._snapshot = _PendingSnapshot(frames, reply, deadline, self._detector.learner())
+        self._keeper.start_snapshot(frames, fps)
+        self._snapshot_reply = reply
 
     def _set_monitoring(self, on: bool) -> None:
         if on == self._runtime.monitoring:
@@ -834,7 +767,7 @@ class Agent:
         )
 
     def state(self) -> AgentState:
-        info = self._baseline_info
+        info = self._keeper.info if self._keeper is not None else None
         return AgentState(
             monitoring=self._runtime.monitoring,
             camera_online=self._camera_online,
