@@ -37,6 +37,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def latency(folder: Path, broker: Broker) -> None:
     from scene_agent.agent import Agent
+    from scene_agent.app import mqtt_bus
 
     clean = DemoRenderer(DemoScene(width=1280, height=720, frames=1, drift=0.0)).frame(0)
     changed = DemoRenderer(
@@ -61,7 +62,7 @@ def latency(folder: Path, broker: Broker) -> None:
         }
     )
     settings = load_settings(secrets_dir=folder / "none")
-    agent = Agent(settings, camera=camera)
+    agent = Agent(settings, bus_factory=mqtt_bus(settings), camera=camera)
     stop = threading.Event()
     runner = threading.Thread(target=agent.run, args=(stop,), name="agent")
     runner.start()

@@ -25,7 +25,7 @@ from typing import Any, Literal, assert_never
 
 from scene_agent import __version__
 from scene_agent.baseline import BaselineKeeper
-from scene_agent.camera import Camera, Frame, parse_source
+from scene_agent.camera import Camera, Frame
 from scene_agent.commands import (
     Command,
     CommandError,
@@ -51,7 +51,6 @@ from scene_agent.mqtt import (
     Disconnected,
     Inbox,
     Message,
-    MqttBus,
 )
 from scene_agent.outbox import STORAGE_ERRORS, Outbox, StorageHealth
 from scene_agent.payloads import AgentState, event_payload, iso, new_event_id, on_off, reply_payload
@@ -83,18 +82,22 @@ class Agent:
         self,
         settings: Settings,
         *,
-        bus_factory: Callable[[Inbox, Topics], Bus] | None = None,
-        camera: Camera | None = None,
+        bus_factory: Callable[[Inbox, Topics], Bus],
+        camera: Camera,
+        inbox: Inbox | None = None,
+        views: bool = False,
     ) -> None:
+        """``views``: keep the state and score history for the web page."""
         self.settings = settings
         self.topics = Topics.for_settings(settings)
-        self.inbox = Inbox()
+        self.inbox = inbox or Inbox()
+        self._views = views
         data_dir = settings.storage.data_dir
         self._data_dir = data_dir
         self._events = EventStore(data_dir, settings.storage)
         self._baselines = BaselineStore(data_dir)
         self._runtime_store = RuntimeStore(data_dir)
-        self._bus_factory = bus_factory or self._mqtt_bus
+        self._bus_factory = bus_factory
         self._camera = camera
         self._bus: Bus | None = None
         self._detector: Detector | None = None
@@ -128,29 +131,21 @@ class Agent:
         self._retained = RetainedState()
         self._state_dirty = False
         self._runtime_dirty = False
-        self._web: Any = None
-        self._state_snapshot: dict[str, Any] = {}
+        self.state_view: dict[str, Any] = {}  # for the web page: replaced, never changed
         # The web page's score sparkline: the highest score of each second, 10 minutes.
         self._scores: deque[tuple[float, float | None]] = deque(maxlen=SCORE_HISTORY_S)
-        self._scores_view: tuple[tuple[float, float | None], ...] = ()
+        self.scores_view: tuple[tuple[float, float | None], ...] = ()
         self._second_peak: float | None = None
         self._last_second = 0.0
 
-    def _mqtt_bus(self, inbox: Inbox, t: Topics) -> Bus:
-        s = self.settings
-        client_id = s.mqtt.client_id or f"scene-agent-{s.camera.id}"
-        return MqttBus(s.mqtt, client_id, (t.availability, b"offline"), inbox)
-
-    # --- lifecycle ------------------------------------------------------------------------
-
     def run(self, stop: threading.Event) -> None:
-        self._start()
+        self.start()
         try:
-            self._loop(stop)
+            self.loop(stop)
         finally:
-            self._shutdown()
+            self.shutdown()
 
-    def _start(self) -> None:
+    def start(self) -> None:
         s = self.settings
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._outbox.open()
@@ -165,13 +160,6 @@ class Agent:
         self._keeper = BaselineKeeper(self._baselines, self._detector)
         if self._keeper.restore() is not None and self._keeper.picture is not None:
             self._baseline_jpeg = self._mqtt_jpeg(self._keeper.picture)
-        if self._camera is None:
-            source = parse_source(s.camera.source, loop=s.camera.loop)
-            self._camera = Camera(
-                source,
-                on_state=lambda online: self.inbox.put_notice(CameraState(online)),
-                max_backoff_s=s.camera.retry_max_s,
-            )
         log.info(
             "scene-agent %s: camera %r (%s), monitoring %s, threshold %g, data in %s",
             __version__,
@@ -185,44 +173,13 @@ class Agent:
         self._snapshot_state()
         self._camera.start()
         self._bus.start()
-        if s.web.enabled:
-            self._start_web()
-
-    def _start_web(self) -> None:
-        from scene_agent.web import PreviewHub, WebContext, WebServer  # noqa: PLC0415
-
-        assert self._camera is not None
-        s = self.settings
-        hub = PreviewHub(
-            self._camera.latest, s.web.preview_fps, s.mqtt.image_quality, s.web.max_streams
-        )
-        context = WebContext(
-            settings=s,
-            topics=self.topics,
-            inbox=self.inbox,
-            hub=hub,
-            state=lambda: self._state_snapshot,
-            data_dir=self._data_dir,
-            scores=lambda: self._scores_view,
-        )
-        web = WebServer(context)
-        try:
-            web.start()
-        except OSError as exc:
-            log.error(  # noqa: TRY400 - the reason is the message
-                "web page not started: cannot listen on %s:%d (%s)", s.web.host, s.web.port, exc
-            )
-            return
-        self._web = web
 
     def _snapshot_state(self) -> None:
         """Hand the current state to other threads (the web page) as an immutable copy."""
-        self._state_snapshot = self.state().as_json()
+        self.state_view = self.state().as_json()
 
-    def _shutdown(self) -> None:
+    def shutdown(self) -> None:
         log.info("stopping")
-        if self._web is not None:
-            self._web.stop()
         if self._runtime_dirty:
             self._flush_runtime()
         if self._camera is not None:
@@ -236,7 +193,7 @@ class Agent:
 
     # --- the loop -------------------------------------------------------------------------
 
-    def _loop(self, stop: threading.Event) -> None:
+    def loop(self, stop: threading.Event) -> None:
         assert self._camera is not None
         interval = 1.0 / self.settings.camera.fps
         next_due = time.monotonic()
@@ -262,7 +219,7 @@ class Agent:
             self._flush_runtime()
         if self._state_dirty:
             self._flush_state()
-        if self._web is not None:
+        if self._views:
             self._snapshot_state()
 
     def _wait(self, seconds: float) -> None:
@@ -281,8 +238,8 @@ class Agent:
             self._last_second = now
             self._scores.append((time.time(), self._second_peak))
             self._second_peak = None
-            if self._web is not None:
-                self._scores_view = tuple(self._scores)  # replaced whole: safe to read
+            if self._views:
+                self.scores_view = tuple(self._scores)  # replaced whole: safe to read
         if now - self._last_state_at >= self.settings.mqtt.state_interval_s:
             self._publish_state_json()
         if (

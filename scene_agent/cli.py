@@ -202,7 +202,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from scene_agent.agent import Agent  # noqa: PLC0415 - keeps replay's start-up light
+    from scene_agent.app import App  # noqa: PLC0415 - keeps the other commands light
 
     stop = threading.Event()
 
@@ -212,7 +212,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    Agent(settings).run(stop)
+    App(settings).run(stop)
     return EXIT_OK
 
 
