@@ -11,7 +11,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY scene_agent ./scene_agent
 RUN python -m venv /opt/scene-agent \
-    && /opt/scene-agent/bin/pip install --no-cache-dir . \
+    && /opt/scene-agent/bin/pip install --no-cache-dir ".[web]" \
     && find /opt/scene-agent -name __pycache__ -prune -exec rm -rf {} + \
     && rm -rf /opt/scene-agent/lib/python3.11/site-packages/pip \
               /opt/scene-agent/lib/python3.11/site-packages/setuptools

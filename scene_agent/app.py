@@ -64,9 +64,17 @@ class App:
             self.agent.shutdown()
 
     def _start_web(self) -> None:
-        from scene_agent.web import PreviewHub, WebContext, WebServer  # noqa: PLC0415
-
         s = self.settings
+        try:
+            from scene_agent.web import PreviewHub, WebContext, WebServer  # noqa: PLC0415
+        except ImportError as exc:
+            log.error(  # noqa: TRY400 - the reason is the message
+                "web page not started: it needs the 'web' extra (pip install "
+                "'scene-agent[web]'): %s",
+                exc,
+            )
+            return
+
         hub = PreviewHub(
             self.camera.latest, s.web.preview_fps, s.mqtt.image_quality, s.web.max_streams
         )

@@ -13,6 +13,7 @@ the index knows, and only inside the data directory.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -21,7 +22,9 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, StrictBool, TypeAdapter, ValidationError
 
 from scene_agent.config import StorageSettings
 from scene_agent.errors import StoreError, UnsafePathError
@@ -83,14 +86,10 @@ class BaselineInfo:
     height: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "taken_at": self.taken_at,
-            "frames": self.frames,
-            "width": self.width,
-            "height": self.height,
-        }
+        return dataclasses.asdict(self)
 
+
+_BASELINE_INFO = TypeAdapter(BaselineInfo)
 
 MODEL_MODES = ("colour", "grey")
 
@@ -140,29 +139,33 @@ class BaselineStore:
         """The stored baseline, or None if there is none or it is unreadable (logged)."""
         try:
             jpeg = self.image_path.read_bytes()
-            raw = json.loads(self.info_path.read_text(encoding="utf-8"))
-            info = BaselineInfo(
-                id=str(raw["id"]),
-                taken_at=str(raw["taken_at"]),
-                frames=int(raw["frames"]),
-                width=int(raw["width"]),
-                height=int(raw["height"]),
-            )
+            info = _BASELINE_INFO.validate_json(self.info_path.read_bytes())
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValidationError) as exc:
             log.warning("stored baseline is unreadable, ignoring it: %s", exc)
             return None
         return jpeg, info
+
+
+def _iso_time(value: str) -> str:
+    # Only a time goes back out (it feeds Home Assistant's timestamp sensor).
+    datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value
 
 
 @dataclass(frozen=True, slots=True)
 class RuntimeState:
     """Values commands change, kept across restarts (``runtime.json``)."""
 
-    monitoring: bool
-    threshold: float
-    last_change: str | None = None  # ISO-8601 time of the latest change start
+    monitoring: StrictBool
+    threshold: Annotated[float, Field(gt=0, le=65025, allow_inf_nan=False)]
+    last_change: Annotated[str, AfterValidator(_iso_time)] | None = None  # latest change start
+
+
+# Stored JSON is read back through pydantic: a missing key, a wrong type or a value out of
+# range makes the whole file unusable (logged), never half-read.
+_RUNTIME_STATE = TypeAdapter(RuntimeState)
 
 
 class RuntimeStore:
@@ -170,27 +173,14 @@ class RuntimeStore:
         self.path = data_dir / "runtime.json"
 
     def load(self) -> RuntimeState | None:
+        """The stored state, or None if there is none or any of it is invalid (logged)."""
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            last_change = raw.get("last_change")
-            if last_change is not None:
-                last_change = str(last_change)
-                # Only a time goes back out (it feeds a timestamp sensor): ValueError if not.
-                datetime.fromisoformat(last_change.replace("Z", "+00:00"))
-            state = RuntimeState(
-                monitoring=bool(raw["monitoring"]),
-                threshold=float(raw["threshold"]),
-                last_change=last_change,
-            )
+            return _RUNTIME_STATE.validate_json(self.path.read_bytes())
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValidationError) as exc:
             log.warning("stored runtime state is unreadable, using the settings: %s", exc)
             return None
-        if not 0 < state.threshold <= 65025:
-            log.warning("stored threshold %r is out of range, using the settings", state.threshold)
-            return None
-        return state
 
     def save(self, state: RuntimeState) -> None:
         data = {

@@ -239,7 +239,13 @@ def test_runtime_state_keeps_the_last_change_across_a_restart(tmp_path: Path) ->
     assert RuntimeStore(tmp_path).load() == RuntimeState(False, 33.0, "2026-11-30T08:00:00.000Z")
     store.save(RuntimeState(True, 12.0))
     assert RuntimeStore(tmp_path).load() == RuntimeState(True, 12.0, None)
-    (tmp_path / "runtime.json").write_text(
-        '{"monitoring": true, "threshold": 12, "last_change": "not a time"}'
-    )
-    assert RuntimeStore(tmp_path).load() is None  # refused whole, logged: the settings apply
+    for bad in (
+        '{"monitoring": true, "threshold": 12, "last_change": "not a time"}',
+        '{"monitoring": "yes", "threshold": 12}',
+        '{"monitoring": true, "threshold": 0}',
+        '{"monitoring": true}',
+        "[1, 2]",
+        "{not json",
+    ):
+        (tmp_path / "runtime.json").write_text(bad)
+        assert RuntimeStore(tmp_path).load() is None, bad  # refused whole: the settings apply
