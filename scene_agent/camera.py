@@ -9,6 +9,7 @@ newest frame (no stale RTSP buffer) and reopens the source with tenacity backoff
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -26,6 +27,14 @@ from scene_agent.errors import SourceError
 from scene_agent.retry import backoff
 
 log = logging.getLogger(__name__)
+
+# FFmpeg and OpenCV print lines of their own on every failed (re)open ("Stream ends
+# prematurely", "can't be used to capture by name"), straight to stderr and on every
+# retry. The camera reports its outages itself, through the log. Setting either
+# variable keeps their own output for debugging.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read at each open
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 DEMO_SOURCE = "demo"  # the built-in generated scene
 _URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")

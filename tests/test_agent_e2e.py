@@ -235,6 +235,9 @@ def test_camera_outage_goes_offline_and_back(
         rec.wait_new("camera/state", lambda m: m.payload == b"online", timeout=20, since=since)
         assert json.loads(rec.retained(broker.port, "state") or b"{}")["camera"] == "online"
         assert agent.alive()
+        # The outage is the agent's own log lines, not FFmpeg's or OpenCV's on each retry.
+        log = agent.log()
+        assert "[http @" not in log and "WARN:" not in log, log[-2000:]
     finally:
         camera.stop()
         agent.stop()
