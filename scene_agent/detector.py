@@ -36,9 +36,17 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-from cv2.typing import MatLike
 
-from scene_agent.alignment import STEADY, Aligner
+from scene_agent.alignment import STEADY
+from scene_agent.comparison import (
+    SPREAD_CELLS,
+    Box,
+    PreparedReference,
+    box_regions,
+    compare,
+    persistent,
+    spread,
+)
 from scene_agent.config import DetectorSettings
 from scene_agent.imaging import (
     Image,
@@ -49,7 +57,6 @@ from scene_agent.imaging import (
     to_grey,
     working_size,
 )
-from scene_agent.lighting import IDENTITY, ToneCurve
 from scene_agent.reference import (
     SceneModel,
     learn_model,
@@ -57,7 +64,7 @@ from scene_agent.reference import (
     model_from_image,
     settle,
 )
-from scene_agent.tamper import TamperCheck, blank
+from scene_agent.tamper import blank
 
 __all__ = [
     "Box",
@@ -72,20 +79,9 @@ __all__ = [
     "working_size",
 ]
 
-Box = tuple[int, int, int, int]
 
-# Regions smaller than this (in working-image pixels, after despeckling) are not boxed.
-_MIN_BOX_PIXELS = 6
-_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-_MERGE_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-_CLIPPED_HIGH = 250
-_CLIPPED_LOW = 5
+# A failed warp with this share of the view differing: the camera was moved.
 _MOVED_CHANGED = 0.5
-_PERSIST_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
-_MID_GREY = 100.0
-_SPREAD_CELLS = 5  # of 16: differences this spread out may be a shifted camera
-_MAX_EXPOSURE_SCALE = 4.0  # share of the view that must differ for a failed warp to be a move
-_STABLE_TOLERANCE = 12.0  # pixels that vary less than this are what alignment uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,46 +104,6 @@ class Observation(NamedTuple):
     grey: Image
     chroma: float
     shape: tuple[int, ...]
-
-
-class _Prepared:
-    """A scene model with what scoring needs precomputed once."""
-
-    def __init__(self, model: SceneModel, settings: DetectorSettings, mask: Image | None) -> None:
-        self.model = model
-        median = model.median
-        if mask is not None:
-            resized = cv2.resize(mask, model.size, interpolation=cv2.INTER_NEAREST)
-            self.mask: Image | None = np.where(resized > 0, 255, 0).astype(np.uint8)
-            self.watched = int(cv2.countNonZero(self.mask))
-        else:
-            self.mask = None
-            self.watched = model.size[0] * model.size[1]
-        if self.watched == 0:
-            raise ValueError("the detector mask leaves no pixel to watch")
-        stable: Image | None = None
-        if model.tolerance is not None:
-            stable = np.where(model.tolerance < _STABLE_TOLERANCE, 255, 0).astype(np.uint8)
-            if self.mask is not None:
-                stable = cv2.bitwise_and(stable, self.mask)
-        self.aligner = Aligner(median, stable)
-        self.curve = ToneCurve(median, self.mask, agree_within=float(settings.pixel_threshold))
-        self.lighting = settings.lighting_guard
-        self.tamper = TamperCheck(model)
-        self.persist = settings.persistence
-        self.previous: Image | None = None  # where the last frame differed, widened
-        self.low = cv2.erode(median, _KERNEL).astype(np.float32)
-        self.high = cv2.dilate(median, _KERNEL).astype(np.float32)
-        tolerance = np.full(median.shape, float(settings.noise_floor), np.float32)
-        if model.tolerance is not None:
-            tolerance += model.tolerance
-        self.tolerance = tolerance
-        # Residuals are in the reference's grey levels; a dark reference (a dim scene,
-        # an exposure that was still climbing) would make every change small, so they
-        # are scaled to a mid-grey exposure: a change scores alike in any light.
-        self.exposure_scale = min(
-            _MAX_EXPOSURE_SCALE, max(1.0, _MID_GREY / max(1.0, float(np.mean(median))))
-        )
 
 
 @dataclass
@@ -175,7 +131,7 @@ class Detector:
         self.threshold = settings.threshold
         self.learn_frames = learn_frames
         self.auto_learn = auto_learn
-        self._references: dict[str, _Prepared] = {}
+        self._references: dict[str, PreparedReference] = {}
         self._modes = ModeTracker()
         self._learner: _Learner | None = None
         self._frame_shape: tuple[int, ...] | None = None
@@ -229,7 +185,7 @@ class Detector:
         unless ``replace_all`` is false (restoring the stored models of several modes)."""
         if replace_all:
             self._references.clear()
-        self._references[model.mode] = _Prepared(model, self._settings, self._mask)
+        self._references[model.mode] = PreparedReference(model, self._settings, self._mask)
         self._learner = None
 
     def learn_tolerance(self, frames: Iterable[Image | Observation]) -> SceneModel | None:
@@ -273,13 +229,15 @@ class Detector:
             return self._learn(mode, grey, None)
         if ref.model.size != self.size_for(shape):
             # The camera's resolution changed: the model follows at the new size.
-            ref = _Prepared(ref.model.resized(self.size_for(shape)), self._settings, self._mask)
+            ref = PreparedReference(
+                ref.model.resized(self.size_for(shape)), self._settings, self._mask
+            )
             self._references[ref.model.mode] = ref
         if ref.model.tolerance is None and self.learn_frames > 1:
             return self._learn(ref.model.mode, grey, ref)
         return self._score(grey, ref, shape, mode)
 
-    def _learn(self, mode: str, grey: Image, ref: _Prepared | None) -> Detection:
+    def _learn(self, mode: str, grey: Image, ref: PreparedReference | None) -> Detection:
         frames = max(self.learn_frames, 1)
         if self._learner is None or self._learner.mode != mode:
             self._learner = _Learner(mode, frames)
@@ -289,20 +247,20 @@ class Detector:
             self._learner = None
             if ref is None:
                 model = learn_model(learner.greys, mode, self.watch_mask(learner.greys[0].shape))
-                self._references[mode] = _Prepared(model, self._settings, self._mask)
+                self._references[mode] = PreparedReference(model, self._settings, self._mask)
                 self.learned.append(model)
             else:
                 self._finish_tolerance(ref, learner.greys)
         return Detection(0.0, 0.0, (), differs=False, learning=True, mode=mode)
 
-    def _finish_tolerance(self, ref: _Prepared, greys: list[Image]) -> SceneModel:
+    def _finish_tolerance(self, ref: PreparedReference, greys: list[Image]) -> SceneModel:
         # Temporal variation around the frames' own median: a lasting change that is
         # already in view teaches the model nothing.
         settled = settle(greys, ref.model.median, ref.mask)
         model = ref.model.with_tolerance(
             learn_tolerance(settled, median_frame(settled)), len(greys)
         )
-        self._references[model.mode] = _Prepared(model, self._settings, self._mask)
+        self._references[model.mode] = PreparedReference(model, self._settings, self._mask)
         self.learned.append(model)
         return model
 
@@ -313,7 +271,7 @@ class Detector:
         return cv2.resize(self._mask, size, interpolation=cv2.INTER_NEAREST)
 
     def _score(
-        self, grey: Image, ref: _Prepared, frame_shape: Sequence[int], mode: str
+        self, grey: Image, ref: PreparedReference, frame_shape: Sequence[int], mode: str
     ) -> Detection:
         s = self._settings
         model = ref.model
@@ -324,15 +282,15 @@ class Detector:
         # lately, the frame is aligned too, and the comparison that explains it better
         # counts: things moving in front of a steady camera can fool the warp, and a
         # shaken frame is better explained aligned.
-        best = _compare(grey, ref, ref.mask, ref.watched, s.pixel_threshold)
+        best = compare(grey, ref, ref.mask, ref.watched, s.pixel_threshold)
         alignment = STEADY
-        if ref.aligner.shaky or _spread(best.changed) >= _SPREAD_CELLS:
+        if ref.aligner.shaky or spread(best.changed) >= SPREAD_CELLS:
             alignment = ref.aligner.align(grey)
             if alignment.warp is not None:
                 aligned, covered = ref.aligner.apply(grey, alignment.warp)
                 valid = covered if ref.mask is None else cv2.bitwise_and(covered, ref.mask)
                 watched = max(1, int(cv2.countNonZero(valid)))
-                warped = _compare(aligned, ref, valid, watched, s.pixel_threshold)
+                warped = compare(aligned, ref, valid, watched, s.pixel_threshold)
                 if warped.score < best.score:
                     best = warped
         score, changed_fraction, changed = best.score, best.changed_fraction, best.changed
@@ -341,103 +299,10 @@ class Detector:
         moved = alignment.moved and changed_fraction >= _MOVED_CHANGED
         tamper = ref.tamper.judge(grey, moved=moved, changed_fraction=changed_fraction)
         if ref.persist:
-            score, changed_fraction, changed = _persistent(best, ref)
-        boxes = self._boxes(changed, frame_shape, model.size) if changed_fraction > 0 else ()
+            score, changed_fraction, changed = persistent(best, ref)
+        boxes = box_regions(changed, frame_shape, model.size) if changed_fraction > 0 else ()
         differs = tamper is None and score >= self.threshold and changed_fraction >= s.min_area
         return Detection(score, changed_fraction, boxes, differs, mse, tamper, False, mode)
-
-    @staticmethod
-    def _boxes(
-        changed: Image, frame_shape: Sequence[int], size: tuple[int, int]
-    ) -> tuple[Box, ...]:
-        # Nearby changed pixels are merged into one region before boxing (contours are
-        # an order of magnitude cheaper than connected-component statistics here).
-        merged = cv2.dilate(changed, _MERGE_KERNEL)
-        contours, _ = cv2.findContours(merged, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        sx = int(frame_shape[1]) / size[0]
-        sy = int(frame_shape[0]) / size[1]
-        boxes: list[Box] = []
-        for contour in contours:
-            x, y, w, h = cv2.boundingRect(contour)
-            if w * h < _MIN_BOX_PIXELS:
-                continue
-            x0, y0 = int(x * sx), int(y * sy)
-            x1 = min(int(frame_shape[1]), round((x + w) * sx))
-            y1 = min(int(frame_shape[0]), round((y + h) * sy))
-            boxes.append((x0, y0, x1 - x0, y1 - y0))
-        boxes.sort(key=lambda b: b[2] * b[3], reverse=True)
-        return tuple(boxes)
-
-
-def _spread(changed: Image) -> int:
-    """In how many cells of a 4x4 grid something changed."""
-    if not cv2.countNonZero(changed):
-        return 0
-    cells = cv2.resize(changed, (4, 4), interpolation=cv2.INTER_AREA)
-    return int(cv2.countNonZero(cells))
-
-
-class _Comparison(NamedTuple):
-    score: float
-    changed: Image
-    changed_fraction: float
-    residual: MatLike
-    valid: Image | None
-    watched: int
-
-
-def _persistent(now: _Comparison, ref: _Prepared) -> tuple[float, float, Image]:
-    """Only what differs where something also differed in the previous frame counts:
-    leaves that flick in and out of a pixel do not persist, an object (or a passer-by,
-    whose body overlaps itself from one frame to the next) does. Costs one frame of
-    delay for a new change."""
-    support = ref.previous
-    ref.previous = cv2.dilate(now.changed, _PERSIST_KERNEL) if now.changed_fraction else None
-    if support is None:
-        return 0.0, 0.0, np.zeros_like(now.changed)
-    valid = support if now.valid is None else cv2.bitwise_and(support, now.valid)
-    score = float(cv2.norm(now.residual, cv2.NORM_L2SQR, valid)) / now.watched
-    changed = cv2.bitwise_and(now.changed, support)
-    return score, cv2.countNonZero(changed) / now.watched, changed
-
-
-def _compare(
-    grey: Image, ref: _Prepared, valid: Image | None, watched: int, pixel_threshold: float
-) -> _Comparison:
-    residual = _residual(grey, ref)
-    score = float(cv2.norm(residual, cv2.NORM_L2SQR, valid)) / watched
-    changed = _changed(residual, pixel_threshold, valid)
-    return _Comparison(
-        score, changed, cv2.countNonZero(changed) / watched, residual, valid, watched
-    )
-
-
-def _residual(aligned: Image, ref: _Prepared) -> MatLike:
-    """Grey levels beyond the reference's envelope and tolerance, in reference units."""
-    inverse = ref.curve.fit(aligned)[1] if ref.lighting else IDENTITY
-    level = cv2.LUT(aligned, inverse)
-    over = cv2.subtract(level, ref.high)
-    under = cv2.subtract(ref.low, level)
-    # A clipped frame pixel only says "at least" (or "at most") that bright.
-    lowest, highest, _, _ = cv2.minMaxLoc(aligned)
-    if highest >= _CLIPPED_HIGH:
-        under[aligned >= _CLIPPED_HIGH] = 0
-    if lowest <= _CLIPPED_LOW:
-        over[aligned <= _CLIPPED_LOW] = 0
-    beyond = cv2.subtract(cv2.max(over, under), ref.tolerance)
-    _, residual = cv2.threshold(beyond, 0, 0, cv2.THRESH_TOZERO)
-    if ref.exposure_scale != 1.0:
-        residual = residual * np.float32(ref.exposure_scale)
-    return residual
-
-
-def _changed(residual: MatLike, pixel_threshold: float, valid: Image | None) -> Image:
-    _, changed = cv2.threshold(residual, pixel_threshold, 255, cv2.THRESH_BINARY)
-    changed = changed.astype(np.uint8)
-    if valid is not None:
-        changed = cv2.bitwise_and(changed, valid)
-    result: Image = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _KERNEL)
-    return result
 
 
 def _mode_of_chroma(values: Sequence[float]) -> str:
