@@ -56,13 +56,8 @@ from scene_agent.outbox import STORAGE_ERRORS, Outbox, StorageHealth
 from scene_agent.payloads import AgentState, event_payload, iso, new_event_id, on_off, reply_payload
 from scene_agent.reference import SceneModel
 from scene_agent.retained import RetainedState
-from scene_agent.store import (
-    BaselineInfo,
-    BaselineStore,
-    EventStore,
-    RuntimeState,
-    RuntimeStore,
-)
+from scene_agent.statefiles import BaselineInfo, BaselineStore, RuntimeState, RuntimeStore
+from scene_agent.store import EventStore
 from scene_agent.tamper import TamperEnded, TamperStarted, TamperTracker
 from scene_agent.topics import Topics
 

@@ -17,7 +17,7 @@ from scene_agent.ids import iso, new_event_id
 from scene_agent.imaging import median_frame
 from scene_agent.labels import decode_jpeg, encode_jpeg
 from scene_agent.reference import SceneModel
-from scene_agent.store import BaselineInfo, BaselineStore
+from scene_agent.statefiles import BaselineInfo, BaselineStore
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,8 @@ import pytest
 from scene_agent.config import StorageSettings
 from scene_agent.errors import UnsafePathError
 from scene_agent.payloads import EVENT_ID_PATTERN, new_event_id
-from scene_agent.store import (
-    BaselineInfo,
-    BaselineStore,
-    EventStore,
-    RuntimeState,
-    RuntimeStore,
-    atomic_write,
-    inside,
-)
+from scene_agent.statefiles import BaselineInfo, BaselineStore, RuntimeState, RuntimeStore
+from scene_agent.store import EventStore, atomic_write, inside
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
