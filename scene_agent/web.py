@@ -24,7 +24,7 @@ import queue
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,18 +33,19 @@ from typing import Any
 from flask import Flask, Response, abort, jsonify, make_response, redirect, request
 from waitress.server import create_server
 
-from scene_agent.camera import LatestFrame
 from scene_agent.config import Settings
 from scene_agent.errors import SceneAgentError
 from scene_agent.inbox import Inbox, Message
 from scene_agent.labels import decode_jpeg, encode_jpeg
 from scene_agent.payloads import EVENT_ID_PATTERN, iso
+from scene_agent.preview import BOUNDARY, PreviewHub
 from scene_agent.store import EventStore
 from scene_agent.topics import Topics
 
 log = logging.getLogger(__name__)
 
-BOUNDARY = "scene-agent-frame"
+__all__ = ["PreviewHub", "WebContext", "WebServer", "create_app"]
+
 TOKEN_COOKIE = "scene_agent_token"  # noqa: S105 - a cookie name
 COMMAND_TIMEOUT_S = 20.0
 THUMB_WIDTH = 320
@@ -56,101 +57,6 @@ ACTIONS = {
     "delete": "cmd/delete",
     "threshold": "threshold/set",
 }
-
-
-class PreviewHub:
-    """Encodes live frames once, at most at the preview rate, for all viewers."""
-
-    def __init__(self, latest: LatestFrame, fps: float, quality: int, max_viewers: int) -> None:
-        self._latest = latest
-        self._interval = 1.0 / fps
-        self._quality = quality
-        self._max_viewers = max_viewers
-        self._cond = threading.Condition()
-        self._jpeg: bytes | None = None
-        self._seq = 0
-        self._viewers = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.encoded = 0  # frames encoded so far (for tests and benchmarks)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="web-preview", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(2)
-
-    def _run(self) -> None:
-        last_frame = 0
-        while not self._stop.is_set():
-            with self._cond:
-                self._cond.wait_for(lambda: self._viewers > 0 or self._stop.is_set())
-            if self._stop.is_set():
-                return
-            frame = self._latest.wait_newer(last_frame, timeout=1.0)
-            if frame is None:
-                continue
-            last_frame = frame.seq
-            try:
-                jpeg = encode_jpeg(frame.image, self._quality)
-            except ValueError:
-                continue
-            with self._cond:
-                self._jpeg = jpeg
-                self._seq += 1
-                self.encoded += 1
-                self._cond.notify_all()
-            self._stop.wait(self._interval)
-
-    def join(self) -> bool:
-        """Register a viewer; False when the cap is reached."""
-        with self._cond:
-            if self._viewers >= self._max_viewers:
-                return False
-            self._viewers += 1
-            self._cond.notify_all()
-            return True
-
-    def leave(self) -> None:
-        with self._cond:
-            self._viewers -= 1
-
-    @property
-    def viewers(self) -> int:
-        with self._cond:
-            return self._viewers
-
-    def next_jpeg(self, after: int, timeout: float) -> tuple[int, bytes] | None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._seq > after or self._stop.is_set(), timeout=timeout)
-            if self._seq > after and self._jpeg is not None:
-                return self._seq, self._jpeg
-            return None
-
-    def stream(self) -> Iterator[bytes]:
-        """The multipart body for one viewer (who has already joined)."""
-        try:
-            seq = 0
-            while not self._stop.is_set():
-                got = self.next_jpeg(seq, timeout=5.0)
-                if got is None:
-                    continue
-                seq, jpeg = got
-                yield (
-                    (
-                        f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                        f"Content-Length: {len(jpeg)}\r\n\r\n"
-                    ).encode()
-                    + jpeg
-                    + b"\r\n"
-                )
-        finally:
-            self.leave()
 
 
 @dataclass
