@@ -337,9 +337,10 @@ def test_bad_input_is_refused_and_the_agent_keeps_running(
     rec.close()
 
 
-def test_mqtt5_response_topic_and_correlation_data(
+def start_mqtt5_agent(
     tmp_path: Path, broker: Broker, running: list[AgentProcess]
-) -> None:
+) -> tuple[str, AgentProcess, Recorder]:
+    """An agent speaking MQTT 5 on the demo scene, online, and an MQTT 5 recorder."""
     cam = new_id()
     env = agent_env(broker, tmp_path / "data", cam, "demo", mqtt__protocol="5")
     agent = AgentProcess(tmp_path, env)
@@ -347,6 +348,13 @@ def test_mqtt5_response_topic_and_correlation_data(
     rec = Recorder(broker.port, f"{PREFIX}/{cam}", v5=True)
     agent.start()
     rec.wait("availability", lambda m: m.payload == b"online")
+    return cam, agent, rec
+
+
+def test_mqtt5_response_topic_and_correlation_data(
+    tmp_path: Path, broker: Broker, running: list[AgentProcess]
+) -> None:
+    cam, agent, rec = start_mqtt5_agent(tmp_path, broker, running)
     rec.send(
         "cmd/list",
         "",
@@ -393,13 +401,7 @@ def test_retained_commands_are_refused_not_run(
 def test_bad_mqtt5_response_topics_are_refused_and_the_agent_lives(
     tmp_path: Path, broker: Broker, running: list[AgentProcess], response_topic: str, why: str
 ) -> None:
-    cam = new_id()
-    env = agent_env(broker, tmp_path / "data", cam, "demo", mqtt__protocol="5")
-    agent = AgentProcess(tmp_path, env)
-    running.append(agent)
-    rec = Recorder(broker.port, f"{PREFIX}/{cam}", v5=True)
-    agent.start()
-    rec.wait("availability", lambda m: m.payload == b"online")
+    cam, agent, rec = start_mqtt5_agent(tmp_path, broker, running)
     rec.wait("monitoring/state", lambda m: m.payload == b"ON")
     topic = f"{PREFIX}/{cam}/{response_topic}" if response_topic == "cmd/stop" else response_topic
     rec.send("cmd/list", "", ResponseTopic=topic, CorrelationData=b"r1")
