@@ -55,8 +55,12 @@ class PreparedReference:
         if self.watched == 0:
             raise ValueError("the detector mask leaves no pixel to watch")
         stable: Image | None = None
+        # Where the scene holds still, a change counts at once; where it normally moves
+        # (foliage, water), it must persist a frame (``persistent``).
+        self.steady: Image = np.full(median.shape, 255, np.uint8)
         if model.tolerance is not None:
             stable = np.where(model.tolerance < _STABLE_TOLERANCE, 255, 0).astype(np.uint8)
+            self.steady = stable.copy()
             if self.mask is not None:
                 stable = cv2.bitwise_and(stable, self.mask)
         self.aligner = Aligner(median, stable)
@@ -120,14 +124,20 @@ class Comparison(NamedTuple):
 
 
 def persistent(now: Comparison, ref: PreparedReference) -> tuple[float, float, Image]:
-    """Only what differs where something also differed in the previous frame counts:
-    leaves that flick in and out of a pixel do not persist, an object (or a passer-by,
-    whose body overlaps itself from one frame to the next) does. Costs one frame of
-    delay for a new change."""
-    support = ref.previous
+    """Where the scene normally moves (a learned tolerance), only what also differed
+    nearby in the previous frame counts: leaves that flick in and out of a pixel do not
+    persist, an object (or a passer-by, whose body overlaps itself from one frame to the
+    next) does. Where the scene holds still, and the camera too, a change counts at once:
+    no delay there. A shaking camera leaves flickering residue along every edge, so then
+    everything must persist."""
+    previous = ref.previous
     ref.previous = cv2.dilate(now.changed, _PERSIST_KERNEL) if now.changed_fraction else None
-    if support is None:
-        return 0.0, 0.0, np.zeros_like(now.changed)
+    if ref.aligner.shaky:
+        if previous is None:
+            return 0.0, 0.0, np.zeros_like(now.changed)
+        support = previous
+    else:
+        support = ref.steady if previous is None else cv2.bitwise_or(previous, ref.steady)
     valid = support if now.valid is None else cv2.bitwise_and(support, now.valid)
     score = float(cv2.norm(now.residual, cv2.NORM_L2SQR, valid)) / now.watched
     changed = cv2.bitwise_and(now.changed, support)
