@@ -147,10 +147,6 @@ class Detector:
     def models(self) -> dict[str, SceneModel]:
         return {mode: ref.model for mode, ref in self._references.items()}
 
-    @property
-    def mode(self) -> str | None:
-        return self._modes.mode
-
     def size_for(self, frame_shape: Sequence[int]) -> tuple[int, int]:
         return working_size(frame_shape, self._settings.width)
 
@@ -200,10 +196,6 @@ class Detector:
         if ref.model.size != learner.greys[0].shape[::-1]:
             return None
         return self._finish_tolerance(ref, learner.greys)
-
-    def clear_baseline(self) -> None:
-        self._references.clear()
-        self._learner = None
 
     # --- per frame ------------------------------------------------------------------
 

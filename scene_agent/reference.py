@@ -37,20 +37,9 @@ from scene_agent.lighting import ToneCurve
 TOLERANCE_SCALE = 3.0
 MIN_LEARN_FRAMES = 5
 _SPREAD_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-_FORMAT = 1
+_FORMAT = 2  # 1 also stored a global sharpness that nothing read
 
 Tolerance = npt.NDArray[np.float32]
-
-
-def sharpness(grey: Image) -> float:
-    """Mean squared gradient over the image's variance: falls when the lens defocuses,
-    and is unchanged by a global gain (both terms scale with its square)."""
-    small = cv2.pyrDown(grey)  # half size: a quarter of the cost, and defocus still shows
-    gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
-    energy = float(cv2.mean(cv2.magnitude(gx, gy) ** 2)[0])
-    _, std = cv2.meanStdDev(small)
-    return energy / max(float(std[0][0]) ** 2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -61,7 +50,6 @@ class SceneModel:
     tolerance: Tolerance | None
     mode: str
     frames: int
-    sharpness: float
     contrast: float  # standard deviation of the median's grey levels
 
     @property
@@ -73,7 +61,7 @@ class SceneModel:
         return self.tolerance is not None
 
     def with_tolerance(self, tolerance: Tolerance, frames: int) -> SceneModel:
-        return SceneModel(self.median, tolerance, self.mode, frames, self.sharpness, self.contrast)
+        return SceneModel(self.median, tolerance, self.mode, frames, self.contrast)
 
     def resized(self, size: tuple[int, int]) -> SceneModel:
         """The model at another working size (the working width setting changed)."""
@@ -85,15 +73,13 @@ class SceneModel:
             tolerance = np.asarray(
                 cv2.resize(self.tolerance, size, interpolation=cv2.INTER_LINEAR), np.float32
             )
-        return SceneModel(
-            median, tolerance, self.mode, self.frames, sharpness(median), self.contrast
-        )
+        return SceneModel(median, tolerance, self.mode, self.frames, self.contrast)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         arrays: dict[str, npt.NDArray[np.generic]] = {
             "median": np.asarray(self.median, np.uint8),
-            "meta": np.array([_FORMAT, self.frames, self.sharpness, self.contrast], np.float64),
+            "meta": np.array([_FORMAT, self.frames, self.contrast], np.float64),
             "mode": np.array(self.mode),
         }
         if self.tolerance is not None:
@@ -112,16 +98,18 @@ class SceneModel:
                 tolerance = npz["tolerance"].astype(np.float32) if "tolerance" in npz else None
         except (OSError, KeyError, ValueError, EOFError) as exc:
             raise ValueError(f"not a scene model: {exc}") from exc
-        if int(meta[0]) != _FORMAT or median.ndim != 2 or mode not in (COLOUR, GREY):
+        if meta.shape != (3,) or int(meta[0]) != _FORMAT:
+            raise ValueError("not a scene model of this version")
+        if median.ndim != 2 or mode not in (COLOUR, GREY):
             raise ValueError("not a scene model of this version")
         if tolerance is not None and tolerance.shape != median.shape:
             raise ValueError("scene model arrays differ in size")
-        return cls(median, tolerance, mode, int(meta[1]), float(meta[2]), float(meta[3]))
+        return cls(median, tolerance, mode, int(meta[1]), float(meta[2]))
 
 
 def model_from_image(grey: Image, mode: str) -> SceneModel:
     """A model from one working image: no tolerance until it is learned from live frames."""
-    return SceneModel(grey, None, mode, 1, sharpness(grey), float(np.std(grey)))
+    return SceneModel(grey, None, mode, 1, float(np.std(grey)))
 
 
 def learn_model(greys: Sequence[Image], mode: str, mask: Image | None = None) -> SceneModel:
@@ -136,7 +124,7 @@ def learn_model(greys: Sequence[Image], mode: str, mask: Image | None = None) ->
     settled = settle(greys, anchor, mask)
     median = median_frame(settled)
     tolerance = learn_tolerance(settled, median)
-    return SceneModel(median, tolerance, mode, len(greys), sharpness(median), float(np.std(median)))
+    return SceneModel(median, tolerance, mode, len(greys), float(np.std(median)))
 
 
 def settle(greys: Sequence[Image], reference: Image, mask: Image | None) -> list[Image]:

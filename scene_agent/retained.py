@@ -17,9 +17,6 @@ class RetainedState:
     def want(self, topic: str, payload: bytes | str) -> None:
         self._wanted[topic] = payload.encode() if isinstance(payload, str) else payload
 
-    def wanted(self, topic: str) -> bytes | None:
-        return self._wanted.get(topic)
-
     def due(self) -> list[tuple[str, bytes]]:
         """(topic, payload) for every retained topic the broker does not have as wanted."""
         return [(t, p) for t, p in self._wanted.items() if self._sent.get(t) != p]
